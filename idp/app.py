@@ -1,0 +1,130 @@
+"""The application factory: it only wires settings, storage, blueprints and handlers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, render_template
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
+
+from idp.config import Settings, load_settings
+from idp.db import db
+from idp.errors import PageError
+from idp.oidc.keys import KeyStore
+from idp.secrets_store import resolve_secrets
+from idp.security.csrf import csrf_token
+from idp.security.encryption import Encryptor
+from idp.security.passwords import PasswordHashing
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class IdpRuntime:
+    """Per-app services, reached as `current_app.extensions["idp"]`."""
+
+    settings: Settings
+    passwords: PasswordHashing
+    encryptor: Encryptor
+    keys: KeyStore
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the IdP from `settings` (default: IDP_CONFIG and the environment)."""
+    settings = settings or load_settings()
+    secret_key, encryption_keys = resolve_secrets(settings)
+    app = Flask(
+        __name__,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+        instance_path=str(settings.instance_dir),
+    )
+    cookie_name = "__Host-idp" if settings.uses_https else "idp_session"
+    app.config.update(
+        SECRET_KEY=secret_key,
+        SQLALCHEMY_DATABASE_URI=settings.database_url,
+        SQLALCHEMY_ECHO=settings.database.echo,
+        SESSION_COOKIE_NAME=cookie_name,
+        SESSION_COOKIE_SECURE=settings.uses_https,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session.lifetime_hours),
+        MAX_CONTENT_LENGTH=1024 * 1024,
+    )
+    encryptor = Encryptor(encryption_keys)
+    publish_window = timedelta(seconds=settings.tokens.id_token_lifetime)
+    app.extensions["idp"] = IdpRuntime(
+        settings=settings,
+        passwords=PasswordHashing(settings.security),
+        encryptor=encryptor,
+        keys=KeyStore(encryptor, publish_window),
+    )
+    db.init_app(app)
+    _register_blueprints(app)
+    _register_handlers(app)
+    app.jinja_env.globals["csrf_token"] = csrf_token
+    return app
+
+
+def _register_blueprints(app: Flask) -> None:
+    from idp.login.views import bp as login_bp
+    from idp.oidc.discovery import build_metadata
+    from idp.oidc.server import init_oidc
+    from idp.oidc.views import bp as oidc_bp
+
+    init_oidc(app)
+    app.register_blueprint(oidc_bp)
+    app.register_blueprint(login_bp)
+    runtime = app.extensions["idp"]
+    runtime.metadata = build_metadata(app, runtime.settings.server.issuer)
+
+
+def _register_handlers(app: Flask) -> None:
+    @app.errorhandler(PageError)
+    def page_error(error: PageError) -> tuple[str, int]:
+        return render_template("error.html", error=error), error.status_code
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> Response | tuple[str, int]:
+        page = PageError(error.description or "", title=error.name)
+        return render_template("error.html", error=page), error.code or 500
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception) -> tuple[str, int]:
+        app.logger.exception("unhandled error")
+        db.session.rollback()
+        page = PageError("Please try again in a moment.", title="Something went wrong on our side")
+        return render_template("error.html", error=page), 500
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; frame-ancestors 'none'; form-action *; base-uri 'none'",
+        )
+        if response.mimetype == "text/html":
+            headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """SQLite: enforce foreign keys, WAL for concurrent readers, NORMAL sync under WAL."""
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.close()

@@ -1,0 +1,233 @@
+"""The `idp` command line (DESIGN.md lists the contract).
+
+Every failure prints one line, `idp: error: ...`, and exits non-zero; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from flask import Flask
+
+from idp.config import ConfigError
+
+DEMO_CLIENT_ID = "demo-portal"
+DEMO_CLIENT_SECRET = "demo-portal-secret"
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "correct horse battery staple"
+
+
+class CliError(Exception):
+    """Bad input from the operator: printed as one line."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        print(f"idp: error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="idp", description="Portal IdP command line")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    init = commands.add_parser("init", help="create or upgrade the database, generate keys")
+    init.add_argument("--demo", action="store_true", help="add the demo portal, client and user")
+    init.set_defaults(handler=cmd_init)
+
+    serve = commands.add_parser("serve", help="run the development server")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(handler=cmd_serve)
+
+    clients = commands.add_parser("clients", help="client applications")
+    client_commands = clients.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    create = client_commands.add_parser("create", help="register a client")
+    create.add_argument("--name", required=True)
+    create.add_argument("--redirect-uri", action="append", default=[], dest="redirect_uris")
+    create.add_argument("--public", action="store_true", help="no secret; PKCE required")
+    create.add_argument("--post-logout-redirect-uri", action="append", default=[],
+                        dest="post_logout_redirect_uris")
+    create.add_argument("--backchannel-logout-uri")
+    create.add_argument("--portal", help="portal slug")
+    create.add_argument("--grant-type", action="append", dest="grant_types")
+    create.add_argument("--scope", action="append", dest="scopes")
+    create.add_argument("--first-party", action="store_true", help="skip the consent screen")
+    create.add_argument("--auth-method", help="token endpoint auth method")
+    create.add_argument("--jwks-file", help="public JWK Set for private_key_jwt")
+    create.add_argument("--client-id", help="choose the client_id (default: random)")
+    create.add_argument("--json", action="store_true", help="print client_id and secret as JSON")
+    create.set_defaults(handler=cmd_clients_create)
+
+    users = commands.add_parser("users", help="people")
+    user_commands = users.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    user_create = user_commands.add_parser("create", help="create a user")
+    user_create.add_argument("--email", required=True)
+    user_create.add_argument("--password", required=True)
+    user_create.add_argument("--name")
+    user_create.add_argument("--email-verified", action="store_true")
+    user_create.set_defaults(handler=cmd_users_create)
+
+    portals = commands.add_parser("portals", help="portals")
+    portal_commands = portals.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    portal_create = portal_commands.add_parser("create", help="create a portal")
+    portal_create.add_argument("--slug", required=True)
+    portal_create.add_argument("--name", required=True)
+    portal_create.set_defaults(handler=cmd_portals_create)
+
+    keys = commands.add_parser("keys", help="signing and encryption keys")
+    key_commands = keys.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    rotate = key_commands.add_parser("rotate", help="add new signing keys; old ones stay published")
+    rotate.add_argument("--alg", choices=["RS256", "ES256"], action="append", dest="algs")
+    rotate.set_defaults(handler=cmd_keys_rotate)
+    gen = key_commands.add_parser("generate-encryption-key",
+                                  help="print a new key for security.encryption_keys")
+    gen.set_defaults(handler=cmd_generate_encryption_key, needs_app=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[..., int] = args.handler
+    try:
+        if not getattr(args, "needs_app", True):
+            return handler(args)
+        app = _make_app()
+        if args.command in ("init", "serve"):
+            from idp.storage import initialise
+
+            initialise(app)
+        with app.app_context():
+            return handler(args, app)
+    except (ConfigError, CliError, ValueError) as exc:
+        print(f"idp: error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _make_app() -> Flask:
+    from idp.app import create_app
+
+    return create_app()
+
+
+def cmd_init(args: argparse.Namespace, app: Flask) -> int:
+    settings = app.extensions["idp"].settings
+    if args.demo:
+        _seed_demo()
+    print(f"idp: database ready at {_redact(settings.database_url)}; signing keys in place")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, app: Flask) -> int:
+    settings = app.extensions["idp"].settings
+    host = args.host or settings.server.host
+    port = args.port or settings.server.port
+    print(f"idp: serving {settings.server.issuer} on http://{host}:{port} (Ctrl-C stops)")
+    app.run(host=host, port=port, threaded=True, use_reloader=False)
+    return 0
+
+
+def cmd_clients_create(args: argparse.Namespace, app: Flask) -> int:
+    from idp.clients import register_client
+
+    jwks = None
+    if args.jwks_file:
+        try:
+            with open(args.jwks_file, encoding="utf-8") as handle:
+                jwks = json.load(handle)
+        except (OSError, ValueError) as exc:
+            raise CliError(f"--jwks-file: cannot read a JWK Set: {exc}") from None
+    new = register_client(
+        name=args.name,
+        redirect_uris=args.redirect_uris,
+        public=args.public,
+        post_logout_redirect_uris=args.post_logout_redirect_uris,
+        backchannel_logout_uri=args.backchannel_logout_uri,
+        portal_slug=args.portal,
+        grant_types=args.grant_types,
+        scopes=args.scopes,
+        first_party=args.first_party,
+        auth_method=args.auth_method,
+        jwks=jwks,
+        client_id=args.client_id,
+    )
+    result = {"client_id": new.client.client_id, "client_secret": new.client_secret}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"client_id:     {result['client_id']}")
+        if new.client_secret:
+            print(f"client_secret: {new.client_secret}  (shown once: store it now)")
+    return 0
+
+
+def cmd_users_create(args: argparse.Namespace, app: Flask) -> int:
+    from idp.users import create_user
+
+    user = create_user(args.email, args.password, args.name, email_verified=args.email_verified)
+    print(f"idp: created user {user.email} (sub {user.sub})")
+    return 0
+
+
+def cmd_portals_create(args: argparse.Namespace, app: Flask) -> int:
+    from idp.portals import create_portal
+
+    portal = create_portal(args.slug, args.name)
+    print(f"idp: created portal {portal.slug}")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace, app: Flask) -> int:
+    algs = tuple(args.algs) if args.algs else ("RS256", "ES256")
+    kids = app.extensions["idp"].keys.rotate(algs)
+    print(f"idp: new signing keys {', '.join(kids)}; previous keys stay published until "
+          "the tokens they signed expire")
+    return 0
+
+
+def cmd_generate_encryption_key(args: argparse.Namespace) -> int:
+    from idp.security.encryption import generate_encryption_key
+
+    print(generate_encryption_key())
+    return 0
+
+
+def _seed_demo() -> None:
+    """The demo portal, client and user of `make run` (idempotent)."""
+    from idp.clients import register_client
+    from idp.db import db
+    from idp.models import Client, Portal, User
+    from idp.portals import create_portal
+    from idp.users import create_user
+
+    if db.session.execute(db.select(Portal).filter_by(slug="demo")).scalar_one_or_none() is None:
+        create_portal("demo", "Demo Portal")
+    if db.session.execute(db.select(User).filter_by(email=DEMO_EMAIL)).scalar_one_or_none() is None:
+        create_user(DEMO_EMAIL, DEMO_PASSWORD, "Demo Person", email_verified=True)
+    existing = db.session.execute(
+        db.select(Client).filter_by(client_id=DEMO_CLIENT_ID)
+    ).scalar_one_or_none()
+    if existing is None:
+        register_client(
+            name="Demo Portal",
+            client_id=DEMO_CLIENT_ID,
+            client_secret=DEMO_CLIENT_SECRET,
+            redirect_uris=["http://127.0.0.1:5001/callback", "http://localhost:5001/callback"],
+            post_logout_redirect_uris=["http://127.0.0.1:5001/"],
+            portal_slug="demo",
+            first_party=True,
+        )
+    print(f"idp: demo user {DEMO_EMAIL} / {DEMO_PASSWORD}")
+    print(f"idp: demo client {DEMO_CLIENT_ID} / {DEMO_CLIENT_SECRET}")
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+

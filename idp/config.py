@@ -1,0 +1,213 @@
+"""Typed, frozen settings read from TOML and overridden by IDP_<SECTION>__<KEY> variables.
+
+Every key has a default here and a comment in config.example.toml; a test keeps the two
+in step. Errors name the key in one line (`ConfigError`), so the CLI can print it and exit.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ENV_PREFIX = "IDP_"
+
+
+class ConfigError(Exception):
+    """A missing or invalid setting; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    issuer: str = "http://127.0.0.1:5000"
+    environment: str = "development"
+    secret_key: str = ""
+    instance_path: str = "instance"
+    host: str = "127.0.0.1"
+    port: int = 5000
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = ""
+    echo: bool = False
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    encryption_keys: tuple[str, ...] = ()
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+    argon2_parallelism: int = 1
+
+
+@dataclass(frozen=True)
+class TokenSettings:
+    signing_alg: str = "RS256"
+    code_lifetime: int = 60
+    access_token_lifetime: int = 3600
+    id_token_lifetime: int = 3600
+    refresh_token_lifetime: int = 2592000
+    client_credentials_lifetime: int = 3600
+
+
+@dataclass(frozen=True)
+class SessionSettings:
+    lifetime_hours: int = 12
+    backchannel_timeout: float = 3.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    tokens: TokenSettings = field(default_factory=TokenSettings)
+    session: SessionSettings = field(default_factory=SessionSettings)
+
+    @property
+    def is_development(self) -> bool:
+        return self.server.environment == "development"
+
+    @property
+    def instance_dir(self) -> Path:
+        return Path(self.server.instance_path).resolve()
+
+    @property
+    def database_url(self) -> str:
+        """The configured URL, or SQLite under the instance folder."""
+        return self.database.url or f"sqlite:///{self.instance_dir / 'idp.sqlite3'}"
+
+    @property
+    def uses_https(self) -> bool:
+        return self.server.issuer.startswith("https://")
+
+
+SECTIONS: dict[str, type] = typing.get_type_hints(Settings)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: typing.Mapping[str, str] | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> Settings:
+    """Read the TOML file (IDP_CONFIG when `path` is None), apply env and explicit overrides."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, dict[str, Any]] = {}
+    path = path if path is not None else environ.get("IDP_CONFIG")
+    if path:
+        raw = _read_toml(Path(path))
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX) and "__" in key:
+            section, _, name = key[len(ENV_PREFIX):].lower().partition("__")
+            raw.setdefault(section, {})[name] = _EnvValue(value)
+    for section, values in (overrides or {}).items():
+        raw.setdefault(section, {}).update(values)
+    settings = _build(raw)
+    _validate(settings)
+    return settings
+
+
+class _EnvValue(str):
+    """A raw string from the environment, converted to the field's type on build."""
+
+
+def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"IDP_CONFIG: file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"IDP_CONFIG: {path} is not valid TOML: {exc}") from None
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{section}: expected a [{section}] table")
+    return data
+
+
+def _build(raw: dict[str, dict[str, Any]]) -> Settings:
+    sections: dict[str, Any] = {}
+    for section, values in raw.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{section}: unknown section")
+        cls = SECTIONS[section]
+        hints = typing.get_type_hints(cls)
+        kwargs = {}
+        for name, value in values.items():
+            if name not in hints:
+                raise ConfigError(f"{section}.{name}: unknown setting")
+            kwargs[name] = _coerce(f"{section}.{name}", hints[name], value)
+        sections[section] = cls(**kwargs)
+    return Settings(**sections)
+
+
+def _coerce(key: str, kind: Any, value: Any) -> Any:
+    from_env = isinstance(value, _EnvValue)
+    try:
+        if kind is bool:
+            if from_env:
+                lowered = value.strip().lower()
+                if lowered not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError
+                return lowered in ("1", "true", "yes")
+            if not isinstance(value, bool):
+                raise ValueError
+            return value
+        if kind is int:
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if kind is float:
+            return float(value)
+        if kind is str:
+            if not isinstance(value, str):
+                raise ValueError
+            return str(value)
+        if typing.get_origin(kind) is tuple:
+            if from_env:
+                return tuple(item.strip() for item in value.split(",") if item.strip())
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ValueError
+            return tuple(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        raise ConfigError(f"{key}: unsupported setting type")
+    expected = getattr(kind, "__name__", str(kind)).replace("tuple", "list of strings")
+    raise ConfigError(f"{key}: expected {expected}, got {value!r}")
+
+
+def _validate(settings: Settings) -> None:
+    issuer = urlsplit(settings.server.issuer)
+    if issuer.scheme not in ("http", "https") or not issuer.netloc:
+        raise ConfigError("server.issuer: must be an absolute http(s) URL")
+    if issuer.query or issuer.fragment or settings.server.issuer.endswith("/"):
+        raise ConfigError("server.issuer: no query, fragment or trailing slash (OIDC Discovery 2)")
+    if issuer.scheme == "http" and issuer.hostname not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError("server.issuer: must use https except on localhost")
+    if settings.server.environment not in ("development", "production"):
+        raise ConfigError("server.environment: must be 'development' or 'production'")
+    if not settings.is_development:
+        if not settings.server.secret_key:
+            raise ConfigError("server.secret_key: required in production")
+        if not settings.security.encryption_keys:
+            raise ConfigError("security.encryption_keys: required in production")
+    if settings.tokens.signing_alg not in ("RS256", "ES256"):
+        raise ConfigError("tokens.signing_alg: must be RS256 or ES256")
+    for name in ("code_lifetime", "access_token_lifetime", "id_token_lifetime",
+                 "refresh_token_lifetime", "client_credentials_lifetime"):
+        if getattr(settings.tokens, name) <= 0:
+            raise ConfigError(f"tokens.{name}: must be a positive number of seconds")
+    if settings.tokens.code_lifetime > 600:
+        raise ConfigError("tokens.code_lifetime: at most 600 seconds (RFC 6749 4.1.2)")
+    sec = settings.security
+    if sec.argon2_time_cost < 1 or sec.argon2_parallelism < 1 or sec.argon2_memory_kib < 8:
+        raise ConfigError("security.argon2_*: time cost, parallelism >= 1, memory >= 8 KiB")
+    if not 1 <= settings.server.port <= 65535:
+        raise ConfigError("server.port: must be between 1 and 65535")
+    if settings.session.lifetime_hours <= 0:
+        raise ConfigError("session.lifetime_hours: must be positive")

@@ -1,0 +1,1 @@
+"""The hosted sign-in: login transactions and their composable steps."""

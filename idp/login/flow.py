@@ -1,0 +1,144 @@
+"""Driving a login transaction: open it, show the next step, finish with a code.
+
+The current step is never stored: `next_step` recomputes it from the transaction's facts
+on every request, so steps compose and a resumed or replayed request is always safe.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError, OAuth2Error
+from flask import current_app, redirect, url_for
+from werkzeug.wrappers import Response
+
+from idp.clock import utcnow
+from idp.db import db
+from idp.errors import InvalidRequest
+from idp.login.sessions import current_session, establish_session
+from idp.login.steps import next_step
+from idp.login.transaction import (
+    LoginContext,
+    LoginState,
+    acr_for,
+    open_transaction,
+)
+from idp.models import Client, LoginTransaction
+from idp.oidc.id_tokens import InvalidIdTokenHint, read_id_token_hint
+from idp.oidc.responses import authorization_response, response_mode_of
+from idp.oidc.server import authorization_server, stored_authorization_request
+
+
+def begin_authorization() -> Response:
+    """Handle /authorize: validate the whole request, then sign in or answer at once."""
+    request = authorization_server.create_oauth2_request(None)
+    live = current_session()
+    try:
+        grant = authorization_server.get_consent_grant(
+            request=request, end_user=live.user if live else None
+        )
+        hint_sub = _id_token_hint_sub(request.payload.data.get("id_token_hint"))
+    except OAuth2Error as error:
+        return error_response(request, error)
+    params = {key: request.payload.data.get(key) for key in request.payload.data}
+    tx = open_transaction(grant.client, params)
+    state = LoginState(tx=tx, client=grant.client, session=live, id_token_hint_sub=hint_sub)
+    db.session.commit()
+    return continue_transaction(state)
+
+
+def _id_token_hint_sub(hint: str | None) -> str | None:
+    if not hint:
+        return None
+    try:
+        return str(read_id_token_hint(hint).get("sub"))
+    except InvalidIdTokenHint as exc:
+        raise InvalidRequestError(str(exc)) from exc
+
+
+def state_for(tx: LoginTransaction) -> LoginState:
+    """Rebuild the facts of a transaction for this request."""
+    client = db.session.execute(
+        db.select(Client).filter_by(client_id=tx.client_id)
+    ).scalar_one()
+    hint = tx.params.get("id_token_hint")
+    hint_sub = None
+    if hint:
+        try:
+            hint_sub = str(read_id_token_hint(hint).get("sub"))
+        except InvalidIdTokenHint:
+            hint_sub = None
+    return LoginState(tx=tx, client=client, session=current_session(), id_token_hint_sub=hint_sub)
+
+
+def continue_transaction(state: LoginState) -> Response:
+    """Finish if no step is needed; with prompt=none answer with the step's error."""
+    step = next_step(state)
+    if step is None:
+        return finish(state)
+    if "none" in state.prompts:
+        error = step.prompt_none_error(redirect_uri=state.params["redirect_uri"])
+        return error_response(_stored_request(state), error)
+    return redirect(url_for("login.interaction", tx_id=state.tx.id), 303)
+
+
+def finish(state: LoginState) -> Response:
+    """Issue the authorization code through authlib and close the transaction."""
+    user = state.user
+    assert user is not None and state.auth_time is not None
+    amr = state.amr
+    acr = acr_for(amr)
+    if state.tx.authenticated_at is not None:
+        record = establish_session(user, amr, acr, state.auth_time)
+    else:
+        record = state.session
+        assert record is not None
+    request = _stored_request(state)
+    request.login = LoginContext(  # type: ignore[attr-defined]
+        session_id=record.id, auth_time=state.auth_time, acr=acr, amr=amr
+    )
+    state.tx.completed_at = utcnow()
+    db.session.commit()
+    try:
+        grant = authorization_server.get_consent_grant(request=request, end_user=user)
+    except OAuth2Error as error:
+        return error_response(request, error)
+    return authorization_server.create_authorization_response(  # type: ignore[no-any-return]
+        request=request, grant_user=user, grant=grant
+    )
+
+
+def deny(state: LoginState) -> Response:
+    """The person refused consent: access_denied back to the client."""
+    state.tx.completed_at = utcnow()
+    db.session.commit()
+    error = AccessDeniedError(redirect_uri=state.params["redirect_uri"])
+    return error_response(_stored_request(state), error)
+
+
+def _stored_request(state: LoginState) -> Any:
+    issuer = current_app.extensions["idp"].settings.server.issuer
+    return stored_authorization_request(state.tx.params, issuer)
+
+
+def error_response(request: Any, error: OAuth2Error) -> Response:
+    """Redirect the error to the client only when its redirect URI was validated.
+
+    authlib sets `error.redirect_uri` only after checking it against the client; errors
+    made here carry the redirect URI that was validated when the transaction opened.
+    """
+    redirect_uri = error.redirect_uri
+    if not redirect_uri:
+        # RFC 6749 4.1.2.1: never redirect to an unverified URI; tell the person instead.
+        raise InvalidRequest(error.description or error.error)
+    params = [("error", error.error)]
+    if error.description:
+        params.append(("error_description", error.description))
+    state = request.payload.data.get("state")
+    if state:
+        params.append(("state", state))
+    mode = response_mode_of(request)
+    if mode not in ("query", "form_post"):
+        mode = "query"
+    status, body, headers = authorization_response(redirect_uri, params, mode)
+    return Response(body, status=status, headers=headers)

@@ -1,0 +1,63 @@
+"""The `password` step: email and password, with one message for every failure."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from authlib.oidc.core.errors import LoginRequiredError
+from flask import current_app
+
+from idp.clock import utcnow
+from idp.db import db
+from idp.login.steps.base import Step
+from idp.login.transaction import LoginState
+from idp.models import User
+from idp.models.user import normalise_email
+from idp.users import normalise_password
+
+WRONG_CREDENTIALS = "That email and password don't match an account. Check both and try again."
+MAX_FIELD = 1024
+
+
+class PasswordStep(Step):
+    name = "password"
+    prompt_none_error = LoginRequiredError
+
+    def is_needed(self, state: LoginState) -> bool:
+        if state.tx.authenticated_at is not None:
+            return False
+        user = state.user
+        if user is None or "login" in state.prompts:
+            return True
+        if state.id_token_hint_sub is not None and state.id_token_hint_sub != user.sub:
+            return True
+        max_age = state.params.get("max_age")
+        auth_time = state.auth_time
+        if max_age is not None and auth_time is not None:
+            # OIDC Core 3.1.2.1: re-authenticate when the last one is older than max_age.
+            return utcnow() - auth_time > timedelta(seconds=int(max_age))
+        return False
+
+    def render(self, state: LoginState, **context: Any) -> str:
+        email = context.pop("email", None)
+        if email is None:
+            email = state.params.get("login_hint", "")
+        return self.template(state, email=email, **context)
+
+    def submit(self, state: LoginState, form: Any) -> str | None:
+        email = normalise_email(form.get("email", ""))[:MAX_FIELD]
+        password = normalise_password(form.get("password", "")[:MAX_FIELD])
+        idp = current_app.extensions["idp"]
+        user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
+        # Verify even for unknown emails: same response, same time (no enumeration).
+        valid = idp.passwords.verify(user.password_hash if user else None, password)
+        if user is None or not valid or not user.is_active:
+            return self.render(state, email=email, error=WRONG_CREDENTIALS)
+        if idp.passwords.needs_rehash(user.password_hash):
+            user.password_hash = idp.passwords.hash(password)
+        state.tx.user_id = user.id
+        state.tx.authenticated_at = utcnow()
+        state.tx.amr = ["pwd"]
+        db.session.commit()
+        return None

@@ -1,0 +1,36 @@
+"""The hosted pages of a login transaction."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, request, url_for
+from werkzeug.wrappers import Response
+
+from idp.login import flow
+from idp.login.steps import next_step
+from idp.login.transaction import load_transaction
+from idp.security.csrf import check_csrf
+
+bp = Blueprint("login", __name__)
+
+
+@bp.route("/login/<tx_id>", methods=["GET", "POST"])
+def interaction(tx_id: str) -> Response | str:
+    """Show the step the transaction needs now, or accept its form."""
+    tx = load_transaction(tx_id)
+    state = flow.state_for(tx)
+    step = next_step(state)
+    if step is None:
+        return flow.finish(state)
+    if request.method == "GET":
+        return step.render(state)
+    check_csrf()
+    if request.form.get("step") != step.name:
+        # A stale form (another tab moved on): show the current step instead.
+        return step.render(state)
+    if request.form.get("action") == "deny" and step.name == "consent":
+        return flow.deny(state)
+    shown = step.submit(state, request.form)
+    if shown is not None:
+        return shown
+    # Post/Redirect/Get: the next request recomputes the step from the new facts.
+    return redirect(url_for("login.interaction", tx_id=tx.id), 303)

@@ -1,0 +1,24 @@
+"""Typed SQLAlchemy models, one module per concept."""
+
+from __future__ import annotations
+
+from idp.models.client import Client
+from idp.models.keys import SigningKey
+from idp.models.oauth import AuthorizationCode, Consent, Token, UsedAssertion
+from idp.models.portal import Portal
+from idp.models.session import IdpSession, LoginTransaction, SessionClient
+from idp.models.user import User
+
+__all__ = [
+    "AuthorizationCode",
+    "Client",
+    "Consent",
+    "IdpSession",
+    "LoginTransaction",
+    "Portal",
+    "SessionClient",
+    "SigningKey",
+    "Token",
+    "UsedAssertion",
+    "User",
+]

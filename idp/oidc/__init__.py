@@ -1,0 +1,1 @@
+"""The OpenID provider: authlib's AuthorizationServer, grants, discovery, JWKS, logout."""

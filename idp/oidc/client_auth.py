@@ -1,0 +1,74 @@
+"""private_key_jwt client authentication (OIDC Core 9, RFC 7523) with strict JOSE rules."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from authlib.oauth2.rfc6749 import InvalidClientError
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from flask import current_app, url_for
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from idp.clock import utcnow
+from idp.db import db
+from idp.models import Client, UsedAssertion
+from idp.security.secrets import hash_secret
+
+# Asymmetric algorithms only: never HS* (key confusion) and never `none`.
+ASSERTION_ALGORITHMS = ["RS256", "PS256", "ES256"]
+# Headers that would let the token choose its own verification key or semantics.
+FORBIDDEN_HEADERS = ("jwk", "jku", "x5u", "x5c", "crit")
+MAX_ASSERTION_LENGTH = 8192
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):
+    """Clients sign an assertion with a key whose public half they registered."""
+
+    CLIENT_AUTH_METHOD = "private_key_jwt"
+
+    def __call__(self, query_client: Any, request: Any) -> Client | None:
+        assertion = request.form.get("client_assertion")
+        if assertion and len(assertion) > MAX_ASSERTION_LENGTH:
+            raise InvalidClientError(description="The client assertion is too large.")
+        return super().__call__(query_client, request)  # type: ignore[no-any-return]
+
+    def get_audiences(self) -> list[str]:
+        issuer = current_app.extensions["idp"].settings.server.issuer
+        return [issuer, issuer + url_for("oidc.token")]
+
+    def resolve_client_public_key(self, client: Client) -> KeySet:
+        if not client.jwks:
+            raise InvalidClientError(description="The client has no registered keys.")
+        return KeySet.import_key_set(client.jwks)
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=ASSERTION_ALGORITHMS)
+        except (JoseError, ValueError) as exc:
+            raise InvalidClientError(description="The client assertion is not valid.") from exc
+        if any(name in token.header for name in FORBIDDEN_HEADERS):
+            raise InvalidClientError(description="The client assertion has a forbidden header.")
+        self.verify_claims(token.claims)
+        return token.claims
+
+    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        """Each assertion is usable once (RFC 7523 3 item 7)."""
+        now = utcnow()
+        digest = hash_secret(f"{claims['sub']}:{jti}")
+        db.session.execute(db.delete(UsedAssertion).where(UsedAssertion.expires_at < now))
+        if db.session.get(UsedAssertion, digest) is not None:
+            return False
+        expires = _expiry(claims.get("exp"), now)
+        db.session.add(UsedAssertion(jti_hash=digest, client_id=claims["sub"], expires_at=expires))
+        db.session.flush()
+        return True
+
+
+def _expiry(exp: Any, now: datetime) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(exp), UTC).replace(tzinfo=None) + timedelta(minutes=5)
+    except (TypeError, ValueError, OverflowError, OSError):
+        return now + timedelta(hours=1)

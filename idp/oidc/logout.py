@@ -1,0 +1,27 @@
+"""RP-Initiated Logout 1.0 on authlib's EndSessionEndpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.oidc.rpinitiated import EndSessionEndpoint
+from flask import current_app
+from joserfc.jwk import KeySet
+
+from idp.login.sessions import current_session, end_idp_session
+from idp.oidc.id_tokens import ID_TOKEN_ALGORITHMS
+
+
+class EndSession(EndSessionEndpoint):
+    """authlib's RP-Initiated Logout endpoint bound to our keys and sessions."""
+
+    def get_server_jwks(self) -> KeySet:
+        return current_app.extensions["idp"].keys.public_keys()  # type: ignore[no-any-return]
+
+    def get_algorithms(self) -> list[str]:
+        return ID_TOKEN_ALGORITHMS
+
+    def end_session(self, end_session_request: Any) -> None:
+        record = current_session()
+        if record is not None:
+            end_idp_session(record)

@@ -1,0 +1,156 @@
+"""The module-level authorization server and resource protector, configured by `init_oidc`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
+from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oidc.core import UserInfoEndpoint
+from flask import Flask, current_app
+
+from idp.clock import to_epoch
+from idp.db import db
+from idp.models import Client, Token, User
+from idp.oidc import grants, tokens
+from idp.oidc.claims import user_claims
+from idp.oidc.client_auth import PrivateKeyJWT
+from idp.oidc.logout import EndSession
+
+SCOPES_SUPPORTED = ["openid", "profile", "email", "phone", "offline_access"]
+ENDPOINT_AUTH_METHODS = grants.CONFIDENTIAL_AUTH_METHODS + ["none"]
+
+
+class PortalAuthorizationServer(AuthorizationServer):
+    """authlib's Flask server that can also replay a stored authorization request."""
+
+    def create_oauth2_request(self, request: Any) -> OAuth2Request:
+        if isinstance(request, OAuth2Request):
+            return request
+        return super().create_oauth2_request(request)  # type: ignore[no-any-return]
+
+
+def stored_authorization_request(params: dict[str, str], issuer: str) -> OAuth2Request:
+    """Rebuild the validated authorization request a login transaction saved."""
+    request = OAuth2Request("GET", issuer + "/authorize")
+    request.payload = BasicOAuth2Payload(dict(params))
+    return request
+
+
+def query_client(client_id: str) -> Client | None:
+    """Enabled clients only; a disabled client is unknown to the protocol."""
+    client = db.session.execute(
+        db.select(Client).filter_by(client_id=client_id)
+    ).scalar_one_or_none()
+    return client if client is not None and client.disabled_at is None else None
+
+
+class AccessTokenValidator(BearerTokenValidator):
+    def authenticate_token(self, token_string: str) -> Token | None:
+        return tokens.find_active_access_token(token_string)
+
+
+class TokenRevocation(RevocationEndpoint):
+    CLIENT_AUTH_METHODS = ENDPOINT_AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Token | None:
+        # RFC 7009 2.1: a wrong hint must not stop the search.
+        return tokens.find_token(token_string, token_type_hint) or tokens.find_token(token_string)
+
+    def revoke_token(self, token: Token, request: OAuth2Request) -> None:
+        # RFC 7009 2.1: revoking a refresh token also invalidates the tokens of its grant.
+        tokens.revoke_family(token.family_id)
+        db.session.commit()
+
+
+class TokenIntrospection(IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = grants.CONFIDENTIAL_AUTH_METHODS
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        row = tokens.find_active_access_token(token_string)
+        if row is not None:
+            return _Introspected(row, "access_token")
+        row = tokens.find_token(token_string, "refresh_token")
+        if row is not None and row.refresh_used_at is None and not row.is_refresh_expired():
+            return _Introspected(row, "refresh_token")
+        return None
+
+    def check_permission(self, token: Any, client: Client, request: OAuth2Request) -> bool:
+        # A client may introspect its own tokens; a resource server needs the scope.
+        return token.row.client_id == client.client_id or "introspect" in client.scope.split()
+
+    def introspect_token(self, token: Any) -> dict[str, Any]:
+        row: Token = token.row
+        expires = row.access_expires_at if token.kind == "access_token" else row.refresh_expires_at
+        payload: dict[str, Any] = {
+            "active": True,
+            "client_id": row.client_id,
+            "token_type": "Bearer" if token.kind == "access_token" else "refresh_token",
+            "scope": row.scope,
+            "iat": to_epoch(row.issued_at),
+            "iss": current_app.extensions["idp"].settings.server.issuer,
+            "aud": row.client_id,
+        }
+        if expires is not None:
+            payload["exp"] = to_epoch(expires)
+        if row.user is not None:
+            payload["sub"] = row.user.sub
+        return payload
+
+
+class _Introspected:
+    """A token row seen as one kind of token (the row holds both kinds)."""
+
+    def __init__(self, row: Token, kind: str) -> None:
+        self.row = row
+        self.kind = kind
+
+    def is_expired(self) -> bool:
+        if self.kind == "access_token":
+            return self.row.is_expired()
+        return self.row.is_refresh_expired()
+
+    def is_revoked(self) -> bool:
+        return self.row.is_revoked()
+
+
+class UserInfo(UserInfoEndpoint):
+    def generate_user_info(self, user: User, scope: str) -> Any:
+        return user_claims(user, scope)
+
+    def get_issuer(self) -> str:
+        return current_app.extensions["idp"].settings.server.issuer  # type: ignore[no-any-return]
+
+
+authorization_server = PortalAuthorizationServer()
+resource_protector = ResourceProtector()
+
+
+def init_oidc(app: Flask) -> None:
+    """Wire grants, client authentication and endpoints into the module-level server."""
+    authorization_server.init_app(app, query_client=query_client, save_token=tokens.save_token)
+    authorization_server.register_token_generator("default", tokens.generate_bearer_token)
+    authorization_server.scopes_supported = None  # unknown scopes are dropped, not refused
+    if getattr(authorization_server, "_idp_wired", False):
+        return  # the module-level server is wired once; later apps (tests) share the wiring
+    authorization_server._idp_wired = True  # type: ignore[attr-defined]
+    authorization_server.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
+    authorization_server.register_grant(
+        grants.AuthorizationCodeGrant,
+        [
+            grants.S256CodeChallenge(required=True),
+            grants.OpenIDCode(require_nonce=False),
+            grants.AuthorizationRequestRules(),
+        ],
+    )
+    authorization_server.register_grant(grants.RefreshTokenGrant)
+    authorization_server.register_grant(grants.ClientCredentialsGrant)
+    authorization_server.register_endpoint(TokenRevocation)
+    authorization_server.register_endpoint(TokenIntrospection)
+    resource_protector.register_token_validator(AccessTokenValidator())
+    authorization_server.register_endpoint(UserInfo(resource_protector=resource_protector))
+    authorization_server.register_endpoint(EndSession)

@@ -1,0 +1,161 @@
+"""Issuing, storing, finding and revoking opaque access and refresh tokens.
+
+Tokens are random and stored as SHA-256 hashes. Single use of codes and refresh tokens is
+guaranteed by a conditional UPDATE (`claim_*`), so two concurrent redemptions cannot both win.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from authlib.oauth2.rfc6749 import OAuth2Request, scope_to_list
+from flask import current_app
+from sqlalchemy import or_, update
+
+from idp.clock import utcnow
+from idp.db import db
+from idp.models import AuthorizationCode, Client, SessionClient, Token
+from idp.security.secrets import generate_secret, hash_secret
+
+
+def generate_bearer_token(
+    grant_type: str,
+    client: Client,
+    user: Any = None,
+    scope: str | None = None,
+    expires_in: int | None = None,
+    include_refresh_token: bool = True,
+) -> dict[str, Any]:
+    """authlib token generator: random opaque tokens with configured lifetimes."""
+    settings = current_app.extensions["idp"].settings.tokens
+    if expires_in is None:
+        expires_in = (
+            settings.client_credentials_lifetime
+            if grant_type == "client_credentials"
+            else settings.access_token_lifetime
+        )
+    token: dict[str, Any] = {
+        "token_type": "Bearer",
+        "access_token": generate_secret(32),
+        "expires_in": expires_in,
+    }
+    if scope:
+        token["scope"] = scope
+    if include_refresh_token:
+        token["refresh_token"] = generate_secret(32)
+    return token
+
+
+def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
+    """Store the hashes of a newly issued token, linked to its code, family and session."""
+    settings = current_app.extensions["idp"].settings.tokens
+    now = utcnow()
+    code: AuthorizationCode | None = request.authorization_code
+    previous: Token | None = request.refresh_token
+    user = request.user
+    row = Token(
+        client_id=request.client.client_id,
+        user_id=user.id if user is not None else None,
+        family_id=previous.family_id if previous else generate_secret(16),
+        authorization_code_id=code.id if code else (previous.authorization_code_id
+                                                    if previous else None),
+        session_id=code.session_id if code else (previous.session_id if previous else None),
+        access_token_hash=hash_secret(token["access_token"]),
+        refresh_token_hash=hash_secret(token["refresh_token"]) if "refresh_token" in token
+        else None,
+        scope=token.get("scope", ""),
+        issued_at=now,
+        access_expires_at=now + timedelta(seconds=token["expires_in"]),
+        refresh_expires_at=_refresh_expiry(now, previous, settings.refresh_token_lifetime)
+        if "refresh_token" in token else None,
+        auth_time=code.auth_time if code else (previous.auth_time if previous else None),
+        acr=code.acr if code else (previous.acr if previous else None),
+        amr=list(code.amr) if code else (list(previous.amr) if previous else []),
+    )
+    db.session.add(row)
+    if row.session_id:
+        _remember_session_client(row.session_id, row.client_id)
+    db.session.commit()
+
+
+def _refresh_expiry(now: datetime, previous: Token | None, lifetime: int) -> datetime:
+    # Rotation does not extend the family's life: the first refresh token's expiry holds.
+    if previous is not None and previous.refresh_expires_at is not None:
+        return previous.refresh_expires_at
+    return now + timedelta(seconds=lifetime)
+
+
+def _remember_session_client(session_id: str, client_id: str) -> None:
+    if db.session.get(SessionClient, (session_id, client_id)) is None:
+        db.session.add(SessionClient(session_id=session_id, client_id=client_id))
+
+
+def find_token(value: str, hint: str | None = None) -> Token | None:
+    """The token row whose access or refresh token is `value`, revoked or not."""
+    digest = hash_secret(value)
+    if hint == "access_token":
+        condition = Token.access_token_hash == digest
+    elif hint == "refresh_token":
+        condition = Token.refresh_token_hash == digest
+    else:
+        condition = or_(Token.access_token_hash == digest, Token.refresh_token_hash == digest)
+    return db.session.execute(db.select(Token).where(condition)).scalars().first()
+
+
+def find_active_access_token(value: str) -> Token | None:
+    """A valid (unexpired, unrevoked) access token, for userinfo and introspection."""
+    row = db.session.execute(
+        db.select(Token).filter_by(access_token_hash=hash_secret(value))
+    ).scalar_one_or_none()
+    if row is None or row.is_revoked() or row.is_expired():
+        return None
+    return row
+
+
+def claim_authorization_code(code: AuthorizationCode) -> bool:
+    """Mark `code` used; False if another request used it first."""
+    result = db.session.execute(
+        update(AuthorizationCode)
+        .where(AuthorizationCode.id == code.id, AuthorizationCode.used_at.is_(None))
+        .values(used_at=utcnow())
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def claim_refresh_token(token: Token) -> bool:
+    """Mark a refresh token rotated; False if it was already used (reuse)."""
+    result = db.session.execute(
+        update(Token)
+        .where(Token.id == token.id, Token.refresh_used_at.is_(None), Token.revoked_at.is_(None))
+        .values(refresh_used_at=utcnow())
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def revoke_tokens_of_code(code: AuthorizationCode) -> None:
+    """RFC 6749 4.1.2: a replayed code revokes every token issued from it."""
+    families = db.select(Token.family_id).where(Token.authorization_code_id == code.id)
+    _revoke(Token.family_id.in_(families))
+
+
+def revoke_family(family_id: str) -> None:
+    """RFC 9700 4.14.2: reuse of a rotated refresh token revokes the whole family."""
+    _revoke(Token.family_id == family_id)
+
+
+def revoke_session_tokens(session_id: str) -> None:
+    """Sign-out ends the session's tokens, except those granted `offline_access`."""
+    rows = db.session.scalars(
+        db.select(Token).where(Token.session_id == session_id, Token.revoked_at.is_(None))
+    ).all()
+    now = utcnow()
+    for row in rows:
+        if "offline_access" not in (scope_to_list(row.scope) or []):
+            row.revoked_at = now
+
+
+def _revoke(condition: Any) -> None:
+    db.session.execute(
+        update(Token).where(condition, Token.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )

@@ -1,0 +1,77 @@
+"""HTTP endpoints of the OpenID provider."""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749 import OAuth2Error
+from flask import Blueprint, current_app, jsonify, render_template, request
+from werkzeug.wrappers import Response
+
+from idp.errors import InvalidRequest
+from idp.login import flow
+from idp.login.sessions import current_session
+from idp.oidc.server import authorization_server
+from idp.security.csrf import check_csrf
+
+bp = Blueprint("oidc", __name__)
+
+
+@bp.get("/.well-known/openid-configuration")
+def discovery() -> Response:
+    response = jsonify(current_app.extensions["idp"].metadata)
+    response.cache_control.public = True
+    response.cache_control.max_age = 3600
+    return response
+
+
+@bp.get("/jwks")
+def jwks() -> Response:
+    response = jsonify(current_app.extensions["idp"].keys.jwks())
+    response.cache_control.public = True
+    response.cache_control.max_age = 300
+    return response
+
+
+@bp.route("/authorize", methods=["GET", "POST"])
+def authorize() -> Response:
+    """OIDC Core 3.1.2.1: GET and POST; the request is validated before anything is shown."""
+    return flow.begin_authorization()
+
+
+@bp.post("/token")
+def token() -> Response:
+    return authorization_server.create_token_response()  # type: ignore[no-any-return]
+
+
+@bp.route("/userinfo", methods=["GET", "POST"])
+def userinfo() -> Response:
+    return authorization_server.create_endpoint_response("userinfo")  # type: ignore[no-any-return]
+
+
+@bp.post("/revoke")
+def revoke() -> Response:
+    return authorization_server.create_endpoint_response("revocation")  # type: ignore[no-any-return]
+
+
+@bp.post("/introspect")
+def introspect() -> Response:
+    return authorization_server.create_endpoint_response(  # type: ignore[no-any-return]
+        "introspection"
+    )
+
+
+@bp.route("/logout", methods=["GET", "POST"])
+def logout() -> Response | str:
+    """RP-Initiated Logout: with a valid id_token_hint at once, otherwise after a confirmation."""
+    try:
+        end_request = authorization_server.validate_endpoint_request("end_session")
+    except OAuth2Error as error:
+        raise InvalidRequest(error.description or error.error) from None
+    if end_request.needs_confirmation:
+        if request.method == "POST" and request.form.get("confirm") == "yes":
+            check_csrf()
+        elif current_session() is not None:
+            return render_template(
+                "oidc/logout_confirm.html", client=end_request.client, params=request.values
+            )
+    response = authorization_server.create_endpoint_response("end_session", end_request)
+    return response or render_template("oidc/logged_out.html", client=end_request.client)

@@ -1,0 +1,1 @@
+"""Password hashing, encryption at rest and secret handling."""
