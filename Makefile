@@ -14,8 +14,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The IdP on :5000 and the demo portal on :5001; Ctrl-C stops both.
 run: $(STAMP)
 	$(BIN)/idp init --demo
+	@echo "Demo portal: http://127.0.0.1:5001  (IdP: http://127.0.0.1:5000)"
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/python -m clients.demo_portal & \
 	$(BIN)/idp serve --host 127.0.0.1 --port 5000
 
 test: $(STAMP)

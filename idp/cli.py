@@ -218,6 +218,7 @@ def _seed_demo() -> None:
             client_secret=DEMO_CLIENT_SECRET,
             redirect_uris=["http://127.0.0.1:5001/callback", "http://localhost:5001/callback"],
             post_logout_redirect_uris=["http://127.0.0.1:5001/"],
+            backchannel_logout_uri="http://127.0.0.1:5001/backchannel-logout",
             portal_slug="demo",
             first_party=True,
         )

@@ -21,6 +21,13 @@ class EndSession(EndSessionEndpoint):
     def get_algorithms(self) -> list[str]:
         return ID_TOKEN_ALGORITHMS
 
+    def resolve_client_from_id_token_claims(self, id_token_claims: dict[str, Any]) -> Any:
+        # Our ID tokens carry `aud` as a one-element list; authlib only resolves a string.
+        aud = id_token_claims.get("aud")
+        if isinstance(aud, list) and len(aud) == 1:
+            aud = aud[0]
+        return self.server.query_client(aud) if isinstance(aud, str) else None
+
     def end_session(self, end_session_request: Any) -> None:
         record = current_session()
         if record is not None:
