@@ -1,5 +1,12 @@
 """WSGI entry point for gunicorn: `gunicorn 'wsgi:app'` (run `idp init` first)."""
 
-from idp import create_app
+import sys
 
-app = create_app()
+from idp import create_app
+from idp.config import ConfigError
+
+try:
+    app = create_app()
+except ConfigError as exc:  # one clear line naming the key, not a traceback
+    print(f"idp: error: {exc}", file=sys.stderr)
+    raise SystemExit(1) from None

@@ -28,3 +28,13 @@ def test_code_flow_issues_verifiable_id_token_and_userinfo(http):
     assert id_token.claims["amr"] == ["pwd"]
     info = http.get("/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"})
     assert info.json["sub"] == user.sub and info.json["email"] == user.email
+
+
+def test_token_and_metadata_endpoints_allow_cross_origin_reads_but_authorize_does_not(http):
+    origin = {"Origin": "https://spa.example.org"}
+    for path in ("/.well-known/openid-configuration", "/jwks"):
+        assert http.get(path, headers=origin).headers["Access-Control-Allow-Origin"] == "*"
+    preflight = http.options("/token", headers={**origin, "Access-Control-Request-Method": "POST"})
+    assert preflight.headers["Access-Control-Allow-Origin"] == "*"
+    authorize = http.get("/authorize", headers=origin)
+    assert "Access-Control-Allow-Origin" not in authorize.headers

@@ -91,8 +91,8 @@ def finish(state: LoginState) -> Response:
     if state.tx.authenticated_at is not None:
         record = establish_session(user, amr, acr, state.auth_time)
     else:
+        assert state.session is not None
         record = state.session
-        assert record is not None
     request = _stored_request(state)
     request.login = LoginContext(  # type: ignore[attr-defined]
         session_id=record.id, auth_time=state.auth_time, acr=acr, amr=amr

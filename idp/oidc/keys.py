@@ -27,7 +27,7 @@ REFRESH_SECONDS = 30.0
 
 def generate_jwk(alg: str, kid: str) -> RSAKey | ECKey:
     """A new private key for `alg`."""
-    params = {"kid": kid, "alg": alg, "use": "sig"}
+    params: Any = {"kid": kid, "alg": alg, "use": "sig"}
     if alg == "RS256":
         return RSAKey.generate_key(2048, parameters=params, private=True)
     if alg == "ES256":
@@ -124,7 +124,7 @@ class KeyStore:
             if key.retired_at is None and key.alg not in signing:
                 plain = self._encryptor.decrypt(key.private_jwk_encrypted)
                 signing[key.alg] = import_private_jwk(json.loads(plain))
-        jwks = {"keys": [dict(k.public_jwk) for k in published]}
+        jwks: Any = {"keys": [dict(k.public_jwk) for k in published]}
         loaded = _Loaded(signing, KeySet.import_key_set(jwks), jwks, time.monotonic())
         self._loaded = loaded
         return loaded

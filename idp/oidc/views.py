@@ -14,6 +14,20 @@ from idp.security.csrf import check_csrf
 
 bp = Blueprint("oidc", __name__)
 
+# Browser-based clients (oidc-client-ts, SPAs) call these from their own origin without
+# cookies, so any origin may read them. Never the authorization or logout endpoints.
+CORS_ENDPOINTS = {"oidc.discovery", "oidc.jwks", "oidc.token", "oidc.userinfo", "oidc.revoke"}
+
+
+@bp.after_request
+def allow_cross_origin(response: Response) -> Response:
+    if request.endpoint in CORS_ENDPOINTS:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
 
 @bp.get("/.well-known/openid-configuration")
 def discovery() -> Response:
