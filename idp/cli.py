@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from flask import Flask
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from idp.config import ConfigError
 
@@ -106,6 +107,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, CliError, ValueError) as exc:
         print(f"idp: error: {exc}", file=sys.stderr)
         return 1
+    except SQLAlchemyError as exc:
+        # A bad database.url, an unreachable server or a database not yet initialised is
+        # bad input too: one line, not a traceback with the SQL.
+        print(f"idp: error: {_describe_database_error(exc)}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        # e.g. an instance_path that cannot be created, or `serve` on a port in use.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"idp: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
+
+
+def _describe_database_error(exc: SQLAlchemyError) -> str:
+    """One line saying what went wrong with the database, and what to do when obvious."""
+    if isinstance(exc, ArgumentError):  # unparsable URL or unknown dialect
+        return f"database.url: {str(exc).splitlines()[0]}"
+    detail = str(exc.orig) if isinstance(exc, DBAPIError) else str(exc)
+    detail = detail.splitlines()[0] if detail else type(exc).__name__
+    if "no such table" in detail or "does not exist" in detail:
+        return f"database: {detail} (run `idp init` first)"
+    return f"database: {detail}"
 
 
 def _make_app() -> Flask:

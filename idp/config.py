@@ -121,6 +121,11 @@ def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"IDP_CONFIG: file not found: {path}") from None
+    except OSError as exc:
+        # A directory or an unreadable file: still one line for the CLI, not a traceback.
+        raise ConfigError(f"IDP_CONFIG: cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"IDP_CONFIG: {path} is not valid TOML: not UTF-8") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"IDP_CONFIG: {path} is not valid TOML: {exc}") from None
     for section, values in data.items():
@@ -157,11 +162,15 @@ def _coerce(key: str, kind: Any, value: Any) -> Any:
             if not isinstance(value, bool):
                 raise ValueError
             return value
+        # TOML values must already have the right type: int("5000") or int(5000.5) would
+        # silently accept a string or truncate a float. Only env strings are converted.
         if kind is int:
-            if isinstance(value, bool):
+            if isinstance(value, bool) or not (from_env or isinstance(value, int)):
                 raise ValueError
             return int(value)
         if kind is float:
+            if isinstance(value, bool) or not (from_env or isinstance(value, int | float)):
+                raise ValueError
             return float(value)
         if kind is str:
             if not isinstance(value, str):
@@ -205,8 +214,14 @@ def _validate(settings: Settings) -> None:
     if settings.tokens.code_lifetime > 600:
         raise ConfigError("tokens.code_lifetime: at most 600 seconds (RFC 6749 4.1.2)")
     sec = settings.security
-    if sec.argon2_time_cost < 1 or sec.argon2_parallelism < 1 or sec.argon2_memory_kib < 8:
-        raise ConfigError("security.argon2_*: time cost, parallelism >= 1, memory >= 8 KiB")
+    # One check per key, so the message starts with the key's own dotted name.
+    if sec.argon2_time_cost < 1:
+        raise ConfigError("security.argon2_time_cost: must be at least 1")
+    if sec.argon2_parallelism < 1:
+        raise ConfigError("security.argon2_parallelism: must be at least 1")
+    if sec.argon2_memory_kib < 8 * sec.argon2_parallelism:
+        # argon2 needs at least 8 KiB per lane (RFC 9106 3.1).
+        raise ConfigError("security.argon2_memory_kib: at least 8 KiB per unit of parallelism")
     if not 1 <= settings.server.port <= 65535:
         raise ConfigError("server.port: must be between 1 and 65535")
     if settings.session.lifetime_hours <= 0:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
+import json
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from flask.testing import FlaskClient
+from joserfc import jwt
 from werkzeug.test import TestResponse
 
+from tests.conftest import ISSUER
 from tests.factories import PASSWORD, REDIRECT_URI
 from tests.html_forms import parse_forms
 
@@ -109,3 +114,161 @@ def token_request(
         return http.post("/token", data={**data, "client_id": client_id})
     auth = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
     return http.post("/token", data=data, headers={"Authorization": f"Basic {auth}"})
+
+
+# --- Authorization endpoint helpers (request validation, prompt, consent tests) ---
+
+
+def authorization_params(client_id: str, **params: Any) -> dict[str, str]:
+    """The query `authorize` would send: the driver's defaults, None values dropped."""
+    params.setdefault("response_type", "code")
+    params.setdefault("redirect_uri", REDIRECT_URI)
+    params.setdefault("scope", "openid profile email")
+    params.setdefault("state", secrets.token_urlsafe(8))
+    return {"client_id": client_id, **{k: v for k, v in params.items() if v is not None}}
+
+
+def authorize_post(http: FlaskClient, client_id: str, **params: Any) -> TestResponse:
+    """The same request as `authorize`, sent as a form POST (OIDC Core 3.1.2.1)."""
+    return http.post("/authorize", data=authorization_params(client_id, **params))
+
+
+def open_login_page(http: FlaskClient, client_id: str, **params: Any) -> TestResponse:
+    """Authorize and follow to the first hosted page; fail unless a page is shown."""
+    response = follow_to_client(http, authorize(http, client_id, **params))
+    assert response.status_code == 200, (response.status_code, response.location)
+    return response
+
+
+def shows_step(response: TestResponse, step: str) -> bool:
+    """True when `response` is the hosted page of login step `step`."""
+    return response.status_code == 200 and f'name="step" value="{step}"' in response.get_data(
+        as_text=True
+    )
+
+
+def authorization_response_params(response: TestResponse) -> dict[str, str]:
+    """What the client receives at its redirect URI, by 302 (query) or form_post page."""
+    if response.status_code == 302:
+        assert response.location.startswith(REDIRECT_URI), response.location
+        return query_of(response.location)
+    assert response.status_code == 200, response.status_code
+    forms = parse_forms(response.get_data(as_text=True))
+    assert len(forms) == 1 and forms[0].method == "post", forms
+    assert forms[0].action == REDIRECT_URI, forms[0].action
+    return dict(forms[0].fields)
+
+
+def id_token_for(http: FlaskClient, client_id: str, client_secret: str, email: str) -> str:
+    """Sign `email` in on `http` and return the ID token the client received."""
+    verifier, challenge = pkce_pair()
+    result = sign_in(http, client_id, email, code_challenge=challenge,
+                     code_challenge_method="S256")
+    response = exchange_code(http, result.code, client_id, client_secret, verifier)
+    assert response.status_code == 200, response.json
+    return str(response.json["id_token"])
+
+
+# --- Token, refresh, client-authentication and resource endpoint helpers ---
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+def bearer(access_token: str) -> dict[str, str]:
+    """The Authorization header of a bearer token request (RFC 6750 2.1)."""
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+def basic_auth(client_id: str, client_secret: str) -> dict[str, str]:
+    """The Authorization header of client_secret_basic (RFC 6749 2.3.1)."""
+    credentials = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode()
+    return {"Authorization": f"Basic {credentials}"}
+
+
+def obtain_tokens(
+    http: FlaskClient, client_id: str, email: str, client_secret: str | None = None, **params: Any
+) -> dict[str, Any]:
+    """Sign `email` in with PKCE and redeem the code; the token response."""
+    verifier, challenge = pkce_pair()
+    result = sign_in(http, client_id, email, code_challenge=challenge,
+                     code_challenge_method="S256", **params)
+    response = exchange_code(http, result.code, client_id, client_secret, verifier)
+    assert response.status_code == 200, response.json
+    return dict(response.json or {})
+
+
+def refresh_tokens(
+    http: FlaskClient,
+    refresh_token: str,
+    client_id: str,
+    client_secret: str | None = None,
+    **data: str,
+) -> TestResponse:
+    """POST a refresh_token grant (client_secret_basic, or client_id only when public)."""
+    return token_request(
+        http, {"grant_type": "refresh_token", "refresh_token": refresh_token, **data},
+        client_id, client_secret,
+    )
+
+
+def endpoint_request(
+    http: FlaskClient, path: str, data: dict[str, str], client_id: str,
+    client_secret: str | None = None,
+) -> TestResponse:
+    """POST to /revoke or /introspect with client_secret_basic (client_id only when public)."""
+    if client_secret is None:
+        return http.post(path, data={**data, "client_id": client_id})
+    return http.post(path, data=data, headers=basic_auth(client_id, client_secret))
+
+
+def b64url(data: bytes) -> str:
+    """Base64url without padding (RFC 7515 2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _jwt_signing_input(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    return f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
+
+
+def unsigned_jwt(claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
+    """A JWT built by hand with an empty signature; `alg: none` unless `header` says otherwise."""
+    return _jwt_signing_input(header or {"alg": "none", "typ": "JWT"}, claims) + "."
+
+
+def hs256_jwt(claims: dict[str, Any], secret: bytes, header: dict[str, Any] | None = None) -> str:
+    """A JWT MACed with HS256 under `secret`, e.g. a public key's bytes (key confusion)."""
+    signing_input = _jwt_signing_input(header or {"alg": "HS256", "typ": "JWT"}, claims)
+    mac = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{b64url(mac)}"
+
+
+def client_assertion(
+    key: Any,
+    client_id: str,
+    audience: str | None = None,
+    header: dict[str, Any] | None = None,
+    **claims: Any,
+) -> str:
+    """A private_key_jwt assertion (RFC 7523 3): iss = sub = client_id, aud, exp, jti.
+
+    `claims` override or add claims; a claim given as None is left out.
+    """
+    now = int(time.time())
+    payload: dict[str, Any] = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": audience or ISSUER + "/token",
+        "iat": now,
+        "exp": now + 60,
+        "jti": secrets.token_urlsafe(16),
+    }
+    payload.update(claims)
+    payload = {k: v for k, v in payload.items() if v is not None}
+    alg = "ES256" if key.key_type == "EC" else "RS256"
+    protected = {"alg": alg, "kid": key.kid, **(header or {})}
+    return jwt.encode(protected, payload, key, algorithms=[protected["alg"]])
+
+
+def assertion_form(assertion: str) -> dict[str, str]:
+    """The form fields of private_key_jwt client authentication (RFC 7523 2.2)."""
+    return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}

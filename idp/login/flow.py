@@ -37,7 +37,9 @@ def begin_authorization() -> Response:
         grant = authorization_server.get_consent_grant(
             request=request, end_user=live.user if live else None
         )
-        hint_sub = _id_token_hint_sub(request.payload.data.get("id_token_hint"))
+        hint_sub = _id_token_hint_sub(
+            request.payload.data.get("id_token_hint"), grant.redirect_uri
+        )
     except OAuth2Error as error:
         return error_response(request, error)
     params = {key: request.payload.data.get(key) for key in request.payload.data}
@@ -47,13 +49,15 @@ def begin_authorization() -> Response:
     return continue_transaction(state)
 
 
-def _id_token_hint_sub(hint: str | None) -> str | None:
+def _id_token_hint_sub(hint: str | None, redirect_uri: str) -> str | None:
     if not hint:
         return None
     try:
         return str(read_id_token_hint(hint).get("sub"))
     except InvalidIdTokenHint as exc:
-        raise InvalidRequestError(str(exc)) from exc
+        # The client and redirect URI are already validated, so the error goes back to
+        # the client (OIDC Core 3.1.2.6), not to an IdP page a prompt=none RP never sees.
+        raise InvalidRequestError(str(exc), redirect_uri=redirect_uri) from exc
 
 
 def state_for(tx: LoginTransaction) -> LoginState:

@@ -11,7 +11,7 @@ from idp.models import User
 
 
 def user_claims(user: User, scope: str) -> UserInfo:
-    """Claims for `user` that `scope` allows; `sub` always, `email_verified` only if true."""
+    """Claims for `user` that `scope` allows; `sub` always."""
     scopes = set(scope_to_list(scope) or [])
     claims: dict[str, Any] = {"sub": user.sub}
     if "profile" in scopes and user.name:

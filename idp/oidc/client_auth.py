@@ -11,6 +11,7 @@ from flask import current_app, url_for
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
+from sqlalchemy.exc import IntegrityError
 
 from idp.clock import utcnow
 from idp.db import db
@@ -63,7 +64,14 @@ class PrivateKeyJWT(JWTBearerClientAssertion):
             return False
         expires = _expiry(claims.get("exp"), now)
         db.session.add(UsedAssertion(jti_hash=digest, client_id=claims["sub"], expires_at=expires))
-        db.session.flush()
+        # Commit now, not with the rest of the request: an assertion is spent once it has
+        # authenticated, even if the request then fails (or, like introspection, never
+        # commits). The primary key makes a concurrent second use lose.
+        try:
+            db.session.commit()
+        except IntegrityError:
+            db.session.rollback()
+            return False
         return True
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -14,8 +15,10 @@ from authlib.oauth2.rfc6749 import (
     AccessDeniedError,
     InvalidGrantError,
     InvalidRequestError,
+    InvalidScopeError,
     OAuth2Request,
     grants,
+    scope_to_list,
 )
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import grants as oidc_grants
@@ -136,6 +139,31 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         # Already marked used by `claim_refresh_token`; its access token expires on its own.
         pass
 
+    # RFC 6749 6: a requested scope is checked against, and an omitted one defaults to, the
+    # scope the resource owner granted. A row's `scope` is its access token's, which an
+    # earlier narrowing refresh shrank, so authlib's own check (against the row) would make
+    # one narrowing permanent for the whole family.
+    def _validate_token_scope(self, token: Token) -> None:
+        requested = set(scope_to_list(self.request.payload.scope) or [])
+        if requested and not requested <= set(scope_to_list(_granted_scope(token)) or []):
+            raise InvalidScopeError()
+
+    def issue_token(self, user: User, refresh_token: Token) -> dict[str, Any]:
+        return self.generate_token(  # type: ignore[no-any-return]
+            user=user,
+            scope=self.request.payload.scope or _granted_scope(refresh_token),
+            include_refresh_token=self.INCLUDE_NEW_REFRESH_TOKEN,
+        )
+
+
+def _granted_scope(token: Token) -> str:
+    """The scope granted to the token's family: that of the code it descends from."""
+    if token.authorization_code_id is not None:
+        code = db.session.get(AuthorizationCode, token.authorization_code_id)
+        if code is not None:
+            return code.scope
+    return token.scope
+
 
 def _refuse_reused_refresh_token(row: Token) -> None:
     tokens.revoke_family(row.family_id)
@@ -147,6 +175,12 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):
     """Service clients acting on their own behalf."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_AUTH_METHODS
+
+    def generate_token(self, user: Any = None, scope: str | None = None, **kwargs: Any) -> Any:
+        # authlib issues the requested scope verbatim; RFC 6749 3.3 lets us narrow it, and we
+        # must: a service client gets only scopes registered for it (like /authorize does).
+        scope = self.request.client.get_allowed_scope(scope)
+        return super().generate_token(user=user, scope=scope, **kwargs)
 
 
 class S256CodeChallenge(CodeChallenge):
@@ -218,7 +252,9 @@ class AuthorizationRequestRules:
             if data.get(name):
                 raise _oidc_error(f"{name}_not_supported", f"'{name}' is not supported.")
         max_age = data.get("max_age")
-        if max_age is not None and (not max_age.isdigit() or len(max_age) > 10):
+        # ASCII digits only: str.isdigit() accepts "²" (int() then fails: a 500) and "٣".
+        # An empty value counts as omitted (RFC 6749 3.1).
+        if max_age and not re.fullmatch(r"[0-9]{1,10}", max_age):
             raise InvalidRequestError("'max_age' must be a non-negative integer.")
         if response_mode_of(grant.request) not in ("query", "form_post"):
             raise InvalidRequestError("'response_mode' must be 'query' or 'form_post'.")

@@ -65,6 +65,9 @@ class KeyStore:
                 self._add_key(alg)
         db.session.commit()
         self.invalidate()
+        # Decrypt the active keys now: a wrong security.encryption_keys then stops `idp init`
+        # and `idp serve` with one line instead of failing every sign-in later.
+        self._load()
 
     def rotate(self, algs: tuple[str, ...] = SUPPORTED_ALGS) -> list[str]:
         """Add a new key per algorithm; old keys stop signing but stay published."""

@@ -7,7 +7,7 @@ from typing import Any
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
-from authlib.oauth2.rfc6750 import BearerTokenValidator
+from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import UserInfoEndpoint
@@ -119,7 +119,11 @@ class _Introspected:
 
 
 class UserInfo(UserInfoEndpoint):
-    def generate_user_info(self, user: User, scope: str) -> Any:
+    def generate_user_info(self, user: User | None, scope: str) -> Any:
+        # A client_credentials token has no user (it crashed here with a 500), and a disabled
+        # person's claims are not released: both answer like an invalid token (OIDC Core 5.3.3).
+        if user is None or not user.is_active:
+            raise InvalidTokenError(description="The access token does not represent a user.")
         return user_claims(user, scope)
 
     def get_issuer(self) -> str:

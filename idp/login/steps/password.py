@@ -34,7 +34,7 @@ class PasswordStep(Step):
             return True
         max_age = state.params.get("max_age")
         auth_time = state.auth_time
-        if max_age is not None and auth_time is not None:
+        if max_age and auth_time is not None:  # "" counts as omitted (RFC 6749 3.1)
             # OIDC Core 3.1.2.1: re-authenticate when the last one is older than max_age.
             return utcnow() - auth_time > timedelta(seconds=int(max_age))
         return False
