@@ -126,7 +126,8 @@ def test_logout_ends_session_tokens_but_not_offline_access(http):
     http.get("/logout", query_string={"id_token_hint": online["id_token"]})
 
     def works(token: str) -> bool:
-        return http.get("/userinfo", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        response = http.get("/userinfo", headers={"Authorization": f"Bearer {token}"})
+        return response.status_code == 200
 
     assert not works(online["access_token"])
     assert works(offline["access_token"])
