@@ -83,6 +83,10 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(oidc_bp)
     app.register_blueprint(login_bp)
     runtime = app.extensions["idp"]
+    if runtime.settings.is_development:
+        from idp.notify.views import bp as dev_bp
+
+        app.register_blueprint(dev_bp)
     runtime.metadata = build_metadata(app, runtime.settings.server.issuer)
 
 

@@ -80,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     portal_create.add_argument("--name", required=True)
     portal_create.set_defaults(handler=cmd_portals_create)
 
+    worker = commands.add_parser("worker", help="send queued email and text messages")
+    worker.add_argument("--once", action="store_true", help="send what is due, then exit")
+    worker.set_defaults(handler=cmd_worker)
+
     keys = commands.add_parser("keys", help="signing and encryption keys")
     key_commands = keys.add_subparsers(dest="action", required=True, parser_class=_Parser)
     rotate = key_commands.add_parser("rotate", help="add new signing keys; old ones stay published")
@@ -149,7 +153,29 @@ def cmd_serve(args: argparse.Namespace, app: Flask) -> int:
     host = args.host or settings.server.host
     port = args.port or settings.server.port
     print(f"idp: serving {settings.server.issuer} on http://{host}:{port} (Ctrl-C stops)")
+    if settings.is_development:
+        from idp.notify.worker import start_background_worker
+
+        # Development runs the outbox worker in-process; production runs `idp worker`.
+        start_background_worker(app)
+        print(f"idp: outbox worker running; mail backend {settings.mail.backend!r}"
+              + (f", mailbox at {settings.server.issuer}/dev/mailbox"
+                 if settings.mail.backend == "dev" else ""))
     app.run(host=host, port=port, threaded=True, use_reloader=False)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, app: Flask) -> int:
+    from idp.notify.worker import deliver_due, run_worker
+
+    if args.once:
+        print(f"idp: sent {deliver_due(limit=1000)} message(s)")
+        return 0
+    print("idp: outbox worker running (Ctrl-C stops)")
+    try:
+        run_worker(app)
+    except KeyboardInterrupt:
+        pass
     return 0
 
 

@@ -62,12 +62,26 @@ class SessionSettings:
 
 
 @dataclass(frozen=True)
+class MailSettings:
+    backend: str = "dev"
+    from_address: str = "Portal IdP <no-reply@localhost>"
+    smtp_host: str = "localhost"
+    smtp_port: int = 25
+    smtp_security: str = "auto"
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout: float = 10.0
+    max_attempts: int = 10
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
     tokens: TokenSettings = field(default_factory=TokenSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
 
     @property
     def is_development(self) -> bool:
@@ -224,5 +238,21 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("security.argon2_memory_kib: at least 8 KiB per unit of parallelism")
     if not 1 <= settings.server.port <= 65535:
         raise ConfigError("server.port: must be between 1 and 65535")
+    _validate_mail(settings.mail)
     if settings.session.lifetime_hours <= 0:
         raise ConfigError("session.lifetime_hours: must be positive")
+
+
+def _validate_mail(mail: MailSettings) -> None:
+    if mail.backend not in ("dev", "smtp"):
+        raise ConfigError("mail.backend: must be 'dev' or 'smtp'")
+    if mail.smtp_security not in ("auto", "none", "starttls", "tls"):
+        raise ConfigError("mail.smtp_security: must be 'auto', 'none', 'starttls' or 'tls'")
+    if not 1 <= mail.smtp_port <= 65535:
+        raise ConfigError("mail.smtp_port: must be between 1 and 65535")
+    if "@" not in mail.from_address:
+        raise ConfigError("mail.from_address: must contain an email address")
+    if not mail.smtp_timeout > 0:
+        raise ConfigError("mail.smtp_timeout: must be a positive number of seconds")
+    if mail.max_attempts < 1:
+        raise ConfigError("mail.max_attempts: must be at least 1")

@@ -78,6 +78,16 @@ def http(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+@pytest.fixture
+def smtp_server() -> Iterator[Any]:
+    """A live SMTP server on 127.0.0.1; pair with `mail_settings` to send through it."""
+    from tests.smtp_server import SmtpServer
+
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
 class MovableClock:
     """Moves the IdP's notion of now; time only goes where a test sends it."""
 

@@ -63,6 +63,16 @@ def test_deny_records_nothing_so_the_next_authorization_asks_again(http):
     assert shows_step(consent_page(http, rp.client.client_id, user.email), "consent")
 
 
+def test_denying_consent_keeps_the_person_signed_in(http):
+    user = make_user()
+    third_party = make_client(first_party=False)
+    page = consent_page(http, third_party.client.client_id, user.email)
+    follow_to_client(http, submit_form(http, page, action="deny"))
+    first_party = make_client(first_party=True)
+    silent = follow_to_client(http, authorize(http, first_party.client.client_id, prompt="none"))
+    assert authorization_response_params(silent)["code"]
+
+
 def test_allow_records_consent_so_the_next_authorization_skips_it(http):
     user = make_user()
     rp = make_client(first_party=False)

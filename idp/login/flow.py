@@ -23,7 +23,7 @@ from idp.login.transaction import (
     acr_for,
     open_transaction,
 )
-from idp.models import Client, LoginTransaction
+from idp.models import Client, IdpSession, LoginTransaction
 from idp.oidc.id_tokens import InvalidIdTokenHint, read_id_token_hint
 from idp.oidc.responses import authorization_response, response_mode_of
 from idp.oidc.server import authorization_server, stored_authorization_request
@@ -86,20 +86,29 @@ def continue_transaction(state: LoginState) -> Response:
     return redirect(url_for("login.interaction", tx_id=state.tx.id), 303)
 
 
+def settle_session(state: LoginState) -> IdpSession:
+    """Once authentication is complete, the browser's IdP session records it (once)."""
+    tx = state.tx
+    if tx.authenticated_at is not None and tx.session_id is None:
+        assert tx.user is not None
+        record = establish_session(tx.user, list(tx.amr), acr_for(list(tx.amr)),
+                                   tx.authenticated_at)
+        tx.session_id = record.id
+        db.session.commit()
+        state.session = record
+    assert state.session is not None
+    return state.session
+
+
 def finish(state: LoginState) -> Response:
     """Issue the authorization code through authlib and close the transaction."""
     user = state.user
     assert user is not None and state.auth_time is not None
+    record = settle_session(state)
     amr = state.amr
-    acr = acr_for(amr)
-    if state.tx.authenticated_at is not None:
-        record = establish_session(user, amr, acr, state.auth_time)
-    else:
-        assert state.session is not None
-        record = state.session
     request = _stored_request(state)
     request.login = LoginContext(  # type: ignore[attr-defined]
-        session_id=record.id, auth_time=state.auth_time, acr=acr, amr=amr
+        session_id=record.id, auth_time=state.auth_time, acr=acr_for(amr), amr=amr
     )
     state.tx.completed_at = utcnow()
     db.session.commit()

@@ -21,6 +21,8 @@ def interaction(tx_id: str) -> Response | str:
     step = next_step(state)
     if step is None:
         return flow.finish(state)
+    if not step.authenticates and state.tx.authenticated_at is not None:
+        flow.settle_session(state)
     if request.method == "GET":
         return step.render(state)
     check_csrf()

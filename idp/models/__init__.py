@@ -5,6 +5,7 @@ from __future__ import annotations
 from idp.models.client import Client
 from idp.models.keys import SigningKey
 from idp.models.oauth import AuthorizationCode, Consent, Token, UsedAssertion
+from idp.models.outbox import OutboxMessage
 from idp.models.portal import Portal
 from idp.models.session import IdpSession, LoginTransaction, SessionClient
 from idp.models.user import User
@@ -15,6 +16,7 @@ __all__ = [
     "Consent",
     "IdpSession",
     "LoginTransaction",
+    "OutboxMessage",
     "Portal",
     "SessionClient",
     "SigningKey",

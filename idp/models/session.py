@@ -63,6 +63,8 @@ class LoginTransaction(db.Model):  # type: ignore[name-defined]
     authenticated_at: Mapped[datetime | None]
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     consented_scope: Mapped[str | None] = mapped_column(String(1000))
+    # The IdP session this transaction's authentication established, once it did.
+    session_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     completed_at: Mapped[datetime | None]

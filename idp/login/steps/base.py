@@ -20,6 +20,9 @@ class Step:
     """
 
     name: str = ""
+    #: True for steps that prove who the person is; the browser session starts once
+    #: no such step is left (so consent or a refusal never repeats the sign-in)
+    authenticates: bool = False
     #: the error `prompt=none` turns this step into (OIDC Core 3.1.2.6)
     prompt_none_error: type[OAuth2Error]
 

@@ -22,6 +22,7 @@ MAX_FIELD = 1024
 
 class PasswordStep(Step):
     name = "password"
+    authenticates = True
     prompt_none_error = LoginRequiredError
 
     def is_needed(self, state: LoginState) -> bool:
