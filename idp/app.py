@@ -17,6 +17,7 @@ from idp.config import Settings, load_settings
 from idp.db import db
 from idp.errors import PageError
 from idp.oidc.keys import KeyStore
+from idp.policy import KEEP_SIGNED_IN_LIMIT_DAYS
 from idp.secrets_store import resolve_secrets
 from idp.security.csrf import csrf_token
 from idp.security.encryption import Encryptor
@@ -55,7 +56,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         SESSION_COOKIE_SECURE=settings.uses_https,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=settings.session.lifetime_hours),
+        # The cookie of "Keep me signed in"; the server enforces each portal's shorter limit.
+        PERMANENT_SESSION_LIFETIME=timedelta(days=KEEP_SIGNED_IN_LIMIT_DAYS),
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     encryptor = Encryptor(encryption_keys)

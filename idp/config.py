@@ -57,7 +57,6 @@ class TokenSettings:
 
 @dataclass(frozen=True)
 class SessionSettings:
-    lifetime_hours: int = 12
     backchannel_timeout: float = 3.0
 
 
@@ -239,8 +238,6 @@ def _validate(settings: Settings) -> None:
     if not 1 <= settings.server.port <= 65535:
         raise ConfigError("server.port: must be between 1 and 65535")
     _validate_mail(settings.mail)
-    if settings.session.lifetime_hours <= 0:
-        raise ConfigError("session.lifetime_hours: must be positive")
 
 
 def _validate_mail(mail: MailSettings) -> None:

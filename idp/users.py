@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 
 from flask import current_app
 
 from idp.db import db
 from idp.models import User
 from idp.models.user import normalise_email
+from idp.security.password_policy import normalise_password
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_PASSWORD_LENGTH = 8
@@ -17,11 +17,6 @@ MIN_PASSWORD_LENGTH = 8
 
 class UserError(ValueError):
     """Invalid user data; the message names the field."""
-
-
-def normalise_password(password: str) -> str:
-    """NIST SP 800-63B 5.1.1.2: passwords are compared after NFKC normalisation."""
-    return unicodedata.normalize("NFKC", password)
 
 
 def create_user(

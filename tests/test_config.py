@@ -165,7 +165,7 @@ INVALID_FILES = [
     ("security.encryption_keys", "[security]\nencryption_keys = [1, 2]"),
     ("session.backchannel_timeout", '[session]\nbackchannel_timeout = "3"'),
     ("session.backchannel_timeout", "[session]\nbackchannel_timeout = false"),
-    ("session.lifetime_hours", "[session]\nlifetime_hours = [12]"),
+    ("session.backchannel_timeout", "[session]\nbackchannel_timeout = [3]"),
     # unknown keys and sections
     ("server.issuer_url", '[server]\nissuer_url = "https://idp.example.org"'),
     ("servers", "[servers]\nport = 5000"),
@@ -199,7 +199,6 @@ INVALID_FILES = [
     # ranges
     ("server.port", "[server]\nport = 0"),
     ("server.port", "[server]\nport = 65536"),
-    ("session.lifetime_hours", "[session]\nlifetime_hours = 0"),
     ("security.argon2_time_cost", "[security]\nargon2_time_cost = 0"),
     ("security.argon2_memory_kib", "[security]\nargon2_memory_kib = 4"),
     ("security.argon2_parallelism", "[security]\nargon2_parallelism = 0"),

@@ -92,7 +92,7 @@ def settle_session(state: LoginState) -> IdpSession:
     if tx.authenticated_at is not None and tx.session_id is None:
         assert tx.user is not None
         record = establish_session(tx.user, list(tx.amr), acr_for(list(tx.amr)),
-                                   tx.authenticated_at)
+                                   tx.authenticated_at, state.client.policy, tx.keep_signed_in)
         tx.session_id = record.id
         db.session.commit()
         state.session = record

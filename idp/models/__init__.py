@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from idp.models.client import Client
+from idp.models.contact import Contact
+from idp.models.invitation import Invitation
 from idp.models.keys import SigningKey
+from idp.models.links import ActionLink
 from idp.models.oauth import AuthorizationCode, Consent, Token, UsedAssertion
 from idp.models.outbox import OutboxMessage
 from idp.models.portal import Portal
@@ -11,6 +14,9 @@ from idp.models.session import IdpSession, LoginTransaction, SessionClient
 from idp.models.user import User
 
 __all__ = [
+    "ActionLink",
+    "Contact",
+    "Invitation",
     "AuthorizationCode",
     "Client",
     "Consent",

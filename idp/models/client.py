@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from idp.clock import utcnow
 from idp.db import db
 from idp.models.portal import Portal
+from idp.policy import LoginPolicy
 from idp.security.secrets import secret_matches
 
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt", "none")
@@ -47,6 +48,11 @@ class Client(db.Model, ClientMixin):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     portal: Mapped[Portal | None] = relationship()
+
+    @property
+    def policy(self) -> LoginPolicy:
+        """The login policy of the client's portal (defaults without a portal)."""
+        return self.portal.policy if self.portal is not None else LoginPolicy()
 
     @property
     def is_public(self) -> bool:

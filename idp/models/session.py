@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, String
@@ -26,13 +26,22 @@ class IdpSession(db.Model):  # type: ignore[name-defined]
     acr: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Absolute end (the portal policy's session maximum, or its keep-me-signed-in days).
     expires_at: Mapped[datetime]
+    # Ends after this many idle minutes; None for "Keep me signed in" sessions.
+    idle_timeout_minutes: Mapped[int | None]
+    persistent: Mapped[bool] = mapped_column(default=False)
     ended_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship()
 
     def is_current(self) -> bool:
-        return self.ended_at is None and utcnow() < self.expires_at and self.user.is_active
+        now = utcnow()
+        if self.ended_at is not None or now >= self.expires_at or not self.user.is_active:
+            return False
+        if self.idle_timeout_minutes is not None:
+            return now < self.last_seen_at + timedelta(minutes=self.idle_timeout_minutes)
+        return True
 
 
 class SessionClient(db.Model):  # type: ignore[name-defined]
@@ -63,6 +72,8 @@ class LoginTransaction(db.Model):  # type: ignore[name-defined]
     authenticated_at: Mapped[datetime | None]
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     consented_scope: Mapped[str | None] = mapped_column(String(1000))
+    # "Keep me signed in" was ticked at the password step.
+    keep_signed_in: Mapped[bool] = mapped_column(default=False)
     # The IdP session this transaction's authentication established, once it did.
     session_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -14,7 +14,7 @@ from idp.login.steps.base import Step
 from idp.login.transaction import LoginState
 from idp.models import User
 from idp.models.user import normalise_email
-from idp.users import normalise_password
+from idp.security.password_policy import normalise_password
 
 WRONG_CREDENTIALS = "That email and password don't match an account. Check both and try again."
 MAX_FIELD = 1024
@@ -60,5 +60,6 @@ class PasswordStep(Step):
         state.tx.user_id = user.id
         state.tx.authenticated_at = utcnow()
         state.tx.amr = ["pwd"]
+        state.tx.keep_signed_in = form.get("keep_signed_in") == "yes"
         db.session.commit()
         return None

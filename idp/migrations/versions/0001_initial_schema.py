@@ -2,13 +2,14 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 00:47:42.324102
+Create Date: 2026-11-22 00:51:18.223447
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+
 
 revision = '0001'
 down_revision = None
@@ -43,6 +44,10 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('slug', sa.String(length=64), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('logo_url', sa.String(length=2000), nullable=True),
+    sa.Column('primary_color', sa.String(length=7), nullable=True),
+    sa.Column('home_url', sa.String(length=2000), nullable=True),
+    sa.Column('policy', sa.JSON(), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_portals')),
     sa.UniqueConstraint('slug', name=op.f('uq_portals_slug'))
@@ -83,6 +88,29 @@ def upgrade() -> None:
     sa.UniqueConstraint('email', name=op.f('uq_users_email')),
     sa.UniqueConstraint('sub', name=op.f('uq_users_sub'))
     )
+    op.create_table('action_links',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('purpose', sa.String(length=20), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('email', sa.String(length=320), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('portal_id', sa.Integer(), nullable=True),
+    sa.Column('return_params', sa.JSON(), nullable=True),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=False),
+    sa.Column('opened_at', sa.DateTime(), nullable=True),
+    sa.Column('used_at', sa.DateTime(), nullable=True),
+    sa.Column('superseded_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_action_links_portal_id_portals')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_action_links_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_action_links')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_action_links_token_hash'))
+    )
+    with op.batch_alter_table('action_links', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_action_links_email'), ['email'], unique=False)
+        batch_op.create_index(batch_op.f('ix_action_links_user_id'), ['user_id'], unique=False)
+
     op.create_table('authorization_codes',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('code_hash', sa.String(length=64), nullable=False),
@@ -136,6 +164,26 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_consents_user_id_users')),
     sa.PrimaryKeyConstraint('user_id', 'client_id', name=op.f('pk_consents'))
     )
+    op.create_table('contacts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('portal_id', sa.Integer(), nullable=False),
+    sa.Column('external_id', sa.String(length=100), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=True),
+    sa.Column('email', sa.String(length=320), nullable=True),
+    sa.Column('phone', sa.String(length=40), nullable=True),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('preferred_username', sa.String(length=200), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_contacts_portal_id_portals')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_contacts_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_contacts')),
+    sa.UniqueConstraint('portal_id', 'external_id', name=op.f('uq_contacts_portal_id'))
+    )
+    with op.batch_alter_table('contacts', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_contacts_email'), ['email'], unique=False)
+        batch_op.create_index(batch_op.f('ix_contacts_portal_id'), ['portal_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_contacts_user_id'), ['user_id'], unique=False)
+
     op.create_table('idp_sessions',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -145,6 +193,8 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('last_seen_at', sa.DateTime(), nullable=False),
     sa.Column('expires_at', sa.DateTime(), nullable=False),
+    sa.Column('idle_timeout_minutes', sa.Integer(), nullable=True),
+    sa.Column('persistent', sa.Boolean(), nullable=False),
     sa.Column('ended_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_idp_sessions_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_idp_sessions'))
@@ -161,6 +211,7 @@ def upgrade() -> None:
     sa.Column('authenticated_at', sa.DateTime(), nullable=True),
     sa.Column('amr', sa.JSON(), nullable=False),
     sa.Column('consented_scope', sa.String(length=1000), nullable=True),
+    sa.Column('keep_signed_in', sa.Boolean(), nullable=False),
     sa.Column('session_id', sa.String(length=64), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('expires_at', sa.DateTime(), nullable=False),
@@ -168,6 +219,29 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_login_transactions_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_login_transactions'))
     )
+    op.create_table('invitations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('portal_id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=320), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=True),
+    sa.Column('contact_external_id', sa.String(length=100), nullable=True),
+    sa.Column('message', sa.Text(), nullable=False),
+    sa.Column('link_id', sa.Integer(), nullable=True),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('sent_at', sa.DateTime(), nullable=False),
+    sa.Column('opened_at', sa.DateTime(), nullable=True),
+    sa.Column('accepted_at', sa.DateTime(), nullable=True),
+    sa.Column('resent_count', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['link_id'], ['action_links.id'], name=op.f('fk_invitations_link_id_action_links')),
+    sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_invitations_portal_id_portals')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_invitations_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_invitations'))
+    )
+    with op.batch_alter_table('invitations', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_invitations_email'), ['email'], unique=False)
+        batch_op.create_index(batch_op.f('ix_invitations_portal_id'), ['portal_id'], unique=False)
+
     op.create_table('session_clients',
     sa.Column('session_id', sa.String(length=64), nullable=False),
     sa.Column('client_id', sa.String(length=64), nullable=False),
@@ -220,17 +294,33 @@ def downgrade() -> None:
 
     op.drop_table('tokens')
     op.drop_table('session_clients')
+    with op.batch_alter_table('invitations', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_invitations_portal_id'))
+        batch_op.drop_index(batch_op.f('ix_invitations_email'))
+
+    op.drop_table('invitations')
     op.drop_table('login_transactions')
     with op.batch_alter_table('idp_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_idp_sessions_user_id'))
 
     op.drop_table('idp_sessions')
+    with op.batch_alter_table('contacts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_contacts_user_id'))
+        batch_op.drop_index(batch_op.f('ix_contacts_portal_id'))
+        batch_op.drop_index(batch_op.f('ix_contacts_email'))
+
+    op.drop_table('contacts')
     op.drop_table('consents')
     op.drop_table('clients')
     with op.batch_alter_table('authorization_codes', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_authorization_codes_client_id'))
 
     op.drop_table('authorization_codes')
+    with op.batch_alter_table('action_links', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_action_links_user_id'))
+        batch_op.drop_index(batch_op.f('ix_action_links_email'))
+
+    op.drop_table('action_links')
     op.drop_table('users')
     with op.batch_alter_table('used_assertions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_used_assertions_expires_at'))
