@@ -59,6 +59,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         # The cookie of "Keep me signed in"; the server enforces each portal's shorter limit.
         PERMANENT_SESSION_LIFETIME=timedelta(days=KEEP_SIGNED_IN_LIMIT_DAYS),
         MAX_CONTENT_LENGTH=1024 * 1024,
+        IDP_DEVELOPMENT=settings.is_development,
     )
     encryptor = Encryptor(encryption_keys)
     publish_window = timedelta(seconds=settings.tokens.id_token_lifetime)
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
+    from idp.account import bp as account_bp
     from idp.login.views import bp as login_bp
     from idp.oidc.discovery import build_metadata
     from idp.oidc.server import init_oidc
@@ -84,6 +86,7 @@ def _register_blueprints(app: Flask) -> None:
     init_oidc(app)
     app.register_blueprint(oidc_bp)
     app.register_blueprint(login_bp)
+    app.register_blueprint(account_bp)
     runtime = app.extensions["idp"]
     if runtime.settings.is_development:
         from idp.notify.views import bp as dev_bp
@@ -117,7 +120,8 @@ def _register_handlers(app: Flask) -> None:
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault(
             "Content-Security-Policy",
-            "default-src 'self'; frame-ancestors 'none'; form-action *; base-uri 'none'",
+            "default-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; "
+            "form-action *; base-uri 'none'; object-src 'none'",
         )
         if response.mimetype == "text/html":
             headers.setdefault("Cache-Control", "no-store")

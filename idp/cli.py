@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     portal_create.add_argument("--slug", required=True)
     portal_create.add_argument("--name", required=True)
     portal_create.set_defaults(handler=cmd_portals_create)
+    portal_set = portal_commands.add_parser(
+        "set", help="change branding (name, logo_url, primary_color, home_url) or policy"
+    )
+    portal_set.add_argument("slug")
+    portal_set.add_argument("settings", nargs="+", metavar="KEY=VALUE")
+    portal_set.set_defaults(handler=cmd_portals_set)
 
     worker = commands.add_parser("worker", help="send queued email and text messages")
     worker.add_argument("--once", action="store_true", help="send what is due, then exit")
@@ -226,6 +232,20 @@ def cmd_portals_create(args: argparse.Namespace, app: Flask) -> int:
 
     portal = create_portal(args.slug, args.name)
     print(f"idp: created portal {portal.slug}")
+    return 0
+
+
+def cmd_portals_set(args: argparse.Namespace, app: Flask) -> int:
+    from idp.portals import update_portal
+
+    changes = {}
+    for item in args.settings:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise CliError(f"expected KEY=VALUE, got {item!r}")
+        changes[key.strip()] = value
+    portal = update_portal(args.slug, changes)
+    print(f"idp: portal {portal.slug} updated: {', '.join(sorted(changes))}")
     return 0
 
 

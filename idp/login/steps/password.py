@@ -44,7 +44,7 @@ class PasswordStep(Step):
         email = context.pop("email", None)
         if email is None:
             email = state.params.get("login_hint", "")
-        return self.template(state, email=email, **context)
+        return self.template(state, email=email, policy=state.client.policy, **context)
 
     def submit(self, state: LoginState, form: Any) -> str | None:
         email = normalise_email(form.get("email", ""))[:MAX_FIELD]
@@ -54,7 +54,8 @@ class PasswordStep(Step):
         # Verify even for unknown emails: same response, same time (no enumeration).
         valid = idp.passwords.verify(user.password_hash if user else None, password)
         if user is None or not valid or not user.is_active:
-            return self.render(state, email=email, error=WRONG_CREDENTIALS)
+            return self.render(state, email=email, error=WRONG_CREDENTIALS,
+                               keep_signed_in=form.get("keep_signed_in") == "yes")
         if idp.passwords.needs_rehash(user.password_hash):
             user.password_hash = idp.passwords.hash(password)
         state.tx.user_id = user.id

@@ -1,0 +1,102 @@
+"""Single-use emailed links: issued with a lifetime, stored hashed, redeemed once.
+
+A new link for the same person and purpose supersedes the older ones; a password change
+voids every outstanding link of the person.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from flask import current_app, url_for
+from sqlalchemy import update
+
+from idp.clock import utcnow
+from idp.db import db
+from idp.models import ActionLink, Portal, User
+from idp.security.secrets import generate_secret, hash_secret
+
+PURPOSES = ("reset", "invitation", "register")
+
+
+def issue_link(
+    purpose: str,
+    email: str,
+    lifetime_days: int,
+    user: User | None = None,
+    portal: Portal | None = None,
+    return_params: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> tuple[ActionLink, str]:
+    """A new link (row, raw token); older usable links for the same purpose are superseded."""
+    assert purpose in PURPOSES
+    supersede_links(email, purpose)
+    token = generate_secret(32)
+    link = ActionLink(
+        purpose=purpose,
+        token_hash=hash_secret(token),
+        email=email,
+        user_id=user.id if user else None,
+        portal_id=portal.id if portal else None,
+        return_params=return_params,
+        data=data or {},
+        expires_at=utcnow() + timedelta(days=lifetime_days),
+    )
+    db.session.add(link)
+    db.session.flush()
+    return link, token
+
+
+def link_url(endpoint: str, token: str) -> str:
+    """The absolute URL of a link page on the configured issuer (emails leave the request)."""
+    issuer = current_app.extensions["idp"].settings.server.issuer
+    return issuer + url_for(endpoint, token=token)
+
+
+def find_link(token: str, purposes: tuple[str, ...] = PURPOSES) -> ActionLink | None:
+    """The link for `token` in any state (the page explains used/expired/superseded)."""
+    if not token or len(token) > 200:
+        return None
+    link = db.session.execute(
+        db.select(ActionLink).filter_by(token_hash=hash_secret(token))
+    ).scalar_one_or_none()
+    return link if link is not None and link.purpose in purposes else None
+
+
+def mark_opened(link: ActionLink) -> None:
+    if link.opened_at is None:
+        link.opened_at = utcnow()
+        db.session.commit()
+
+
+def redeem_link(link: ActionLink) -> bool:
+    """Use the link once; False if another request used it first (conditional UPDATE)."""
+    now = utcnow()
+    result = db.session.execute(
+        update(ActionLink)
+        .where(ActionLink.id == link.id, ActionLink.used_at.is_(None),
+               ActionLink.superseded_at.is_(None), ActionLink.expires_at > now)
+        .values(used_at=now)
+    )
+    return result.rowcount == 1  # type: ignore[attr-defined]
+
+
+def supersede_links(email: str, purpose: str | None = None) -> None:
+    """Void usable links of `email` (of one purpose, or all)."""
+    condition = [ActionLink.email == email, ActionLink.used_at.is_(None),
+                 ActionLink.superseded_at.is_(None)]
+    if purpose is not None:
+        condition.append(ActionLink.purpose == purpose)
+    db.session.execute(update(ActionLink).where(*condition).values(superseded_at=utcnow()))
+
+
+def void_links_of(user: User) -> None:
+    """A password change voids every outstanding link of the person."""
+    supersede_links(user.email)
+    db.session.execute(
+        update(ActionLink)
+        .where(ActionLink.user_id == user.id, ActionLink.used_at.is_(None),
+               ActionLink.superseded_at.is_(None))
+        .values(superseded_at=utcnow())
+    )

@@ -1,0 +1,73 @@
+"""Password not working? /reset: the same answer for every email, a single-use link by mail.
+
+A portal can link to /reset directly; from the sign-in page the link carries the login
+transaction (`?tx=`), so that after the new password the person lands back at the portal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import render_template, request, session
+from werkzeug.wrappers import Response
+
+from idp.account import bp
+from idp.account.links import issue_link, link_url
+from idp.db import db
+from idp.login.transaction import BROWSER_KEY
+from idp.models import Client, LoginTransaction, Portal, User
+from idp.models.user import normalise_email
+from idp.notify.outbox import queue_email, render_email
+from idp.policy import LoginPolicy
+from idp.security.csrf import check_csrf
+
+MAX_EMAIL = 320
+
+
+def _transaction_context(tx_id: str | None) -> tuple[Client | None, dict[str, Any] | None]:
+    """The client and authorization request of this browser's own open transaction."""
+    if not tx_id:
+        return None, None
+    tx = db.session.get(LoginTransaction, tx_id)
+    if tx is None or tx.browser_id != session.get(BROWSER_KEY) or tx.completed_at is not None:
+        return None, None
+    client = db.session.execute(
+        db.select(Client).filter_by(client_id=tx.client_id)
+    ).scalar_one_or_none()
+    return client, dict(tx.params)
+
+
+def lifetime_text(days: int) -> str:
+    return "1 day" if days == 1 else f"{days} days"
+
+
+def send_reset_email(user: User, portal: Portal | None,
+                     return_params: dict[str, Any] | None = None) -> None:
+    """Queue a reset link for `user` (self-service and staff "send reset email")."""
+    policy = portal.policy if portal is not None else LoginPolicy()
+    _, token = issue_link("reset", user.email, policy.reset_link_days, user=user,
+                          portal=portal, return_params=return_params)
+    queue_email(user.email, "reset_password", name=user.name,
+                portal_name=portal.name if portal else None,
+                link=link_url("account.set_password", token),
+                lifetime=lifetime_text(policy.reset_link_days))
+
+
+@bp.route("/reset", methods=["GET", "POST"])
+def reset() -> Response | str:
+    tx_id = request.values.get("tx")
+    client, return_params = _transaction_context(tx_id)
+    if request.method == "GET":
+        return render_template("account/reset.html", client=client, tx_id=tx_id,
+                               email=request.args.get("email", "")[:MAX_EMAIL])
+    check_csrf()
+    email = normalise_email(request.form.get("email", ""))[:MAX_EMAIL]
+    user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
+    portal = client.portal if client is not None else None
+    if user is not None and user.is_active:
+        send_reset_email(user, portal, return_params)
+        db.session.commit()
+    else:
+        # Same work, same answer for an unknown email: nothing here tells them apart.
+        render_email("reset_password", name=None, portal_name=None, link="", lifetime="")
+    return render_template("account/reset_sent.html", client=client, email=email)
