@@ -250,12 +250,9 @@ def markdown(results: dict[str, Any]) -> str:
               f"{floors['rs256_sign_s'] * 1000:.2f} ms, ES256 "
               f"{floors['es256_sign_s'] * 1000:.3f} ms."]
     if "sign_in_by_population" in results:
-        by = results["sign_in_by_population"]
-        lines.append(
-            "Password sign-in p50 by user count: " + ", ".join(
-                f"{int(k):,} users: {v:.1f} ms" for k, v in sorted(by.items(), key=lambda i: int(i[0]))
-            ) + "."
-        )
+        by = sorted(results["sign_in_by_population"].items(), key=lambda item: int(item[0]))
+        parts = [f"{int(count):,} users: {p50:.1f} ms" for count, p50 in by]
+        lines.append("Password sign-in p50 by user count: " + ", ".join(parts) + ".")
     return "\n".join(lines) + "\n"
 
 

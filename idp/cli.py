@@ -9,12 +9,15 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from flask import Flask
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from idp.config import ConfigError
+
+if TYPE_CHECKING:
+    from idp.models import Portal
 
 DEMO_CLIENT_ID = "demo-portal"
 DEMO_CLIENT_SECRET = "demo-portal-secret"
@@ -72,6 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     user_create.add_argument("--name")
     user_create.add_argument("--email-verified", action="store_true")
     user_create.set_defaults(handler=cmd_users_create)
+    send_reset = user_commands.add_parser(
+        "send-reset", help="email a person a single-use link to choose a new password"
+    )
+    send_reset.add_argument("--email", required=True)
+    send_reset.add_argument("--portal", help="portal slug (branding, link lifetime, home page)")
+    send_reset.set_defaults(handler=cmd_users_send_reset)
 
     portals = commands.add_parser("portals", help="portals")
     portal_commands = portals.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -86,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     portal_set.add_argument("settings", nargs="+", metavar="KEY=VALUE")
     portal_set.set_defaults(handler=cmd_portals_set)
 
+    contacts = commands.add_parser("contacts", help="a portal's contact directory")
+    contact_commands = contacts.add_subparsers(dest="action", required=True,
+                                               parser_class=_Parser)
+    contacts_import = contact_commands.add_parser(
+        "import", help="create or update contacts from a CSV (contact_id,email,name,phone)"
+    )
+    contacts_import.add_argument("file", metavar="FILE.csv")
+    contacts_import.add_argument("--portal", required=True, help="portal slug")
+    contacts_import.set_defaults(handler=cmd_contacts_import)
+
+    _add_invitation_commands(commands)
+
     worker = commands.add_parser("worker", help="send queued email and text messages")
     worker.add_argument("--once", action="store_true", help="send what is due, then exit")
     worker.set_defaults(handler=cmd_worker)
@@ -99,6 +120,34 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="print a new key for security.encryption_keys")
     gen.set_defaults(handler=cmd_generate_encryption_key, needs_app=False)
     return parser
+
+
+def _add_invitation_commands(commands: Any) -> None:
+    invitations = commands.add_parser("invitations", help="invite people to a portal")
+    actions = invitations.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    send = actions.add_parser("send", help="invite one person (email with a set-password link)")
+    send.add_argument("--portal", required=True, help="portal slug")
+    send.add_argument("--email", required=True)
+    send.add_argument("--name")
+    send.add_argument("--contact-id", help="the portal's contact id for this person")
+    send.add_argument("--message-file", help="message text instead of the portal's default")
+    send.set_defaults(handler=cmd_invitations_send)
+    bulk = actions.add_parser("bulk", help="invite everyone in a CSV (email[,name,contact_id,...])")
+    bulk.add_argument("file", metavar="FILE.csv")
+    bulk.add_argument("--portal", required=True, help="portal slug")
+    bulk.add_argument("--template-file",
+                      help="message template with {{ login_link }} (and {{ name }}, columns)")
+    bulk.add_argument("--json", action="store_true", help="print the report as JSON")
+    bulk.set_defaults(handler=cmd_invitations_bulk)
+    listing = actions.add_parser("list", help="a portal's invitations and their status")
+    listing.add_argument("--portal", required=True, help="portal slug")
+    listing.add_argument("--status", choices=["sent", "opened", "accepted", "expired", "resent"])
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_invitations_list)
+    resend = actions.add_parser("resend", help="send a pending invitation again with a new link")
+    resend.add_argument("--portal", required=True, help="portal slug")
+    resend.add_argument("--email", required=True)
+    resend.set_defaults(handler=cmd_invitations_resend)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,6 +276,35 @@ def cmd_users_create(args: argparse.Namespace, app: Flask) -> int:
     return 0
 
 
+def cmd_users_send_reset(args: argparse.Namespace, app: Flask) -> int:
+    from idp.account.reset import send_reset_email
+    from idp.db import db
+    from idp.models import Portal, User
+    from idp.models.user import normalise_email
+    from idp.users import EMAIL_PATTERN
+
+    email = normalise_email(args.email)
+    user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
+    if user is None:
+        raise CliError(f"email: no person with email {email!r}")
+    if not EMAIL_PATTERN.match(user.email):
+        # e.g. an agent-assigned username kept as the login: there is nowhere to send a link.
+        raise CliError(f"email: {user.email!r} has no usable email address to send a link to")
+    if not user.is_active:
+        raise CliError(f"email: the account of {user.email} is disabled")
+    portal = None
+    if args.portal:
+        portal = db.session.execute(
+            db.select(Portal).filter_by(slug=args.portal)
+        ).scalar_one_or_none()
+        if portal is None:
+            raise CliError(f"portal: no portal with slug {args.portal!r}")
+    send_reset_email(user, portal)
+    db.session.commit()
+    print(f"idp: reset email for {user.email} queued (`idp worker` sends it)")
+    return 0
+
+
 def cmd_portals_create(args: argparse.Namespace, app: Flask) -> int:
     from idp.portals import create_portal
 
@@ -246,6 +324,108 @@ def cmd_portals_set(args: argparse.Namespace, app: Flask) -> int:
         changes[key.strip()] = value
     portal = update_portal(args.slug, changes)
     print(f"idp: portal {portal.slug} updated: {', '.join(sorted(changes))}")
+    return 0
+
+
+def cmd_contacts_import(args: argparse.Namespace, app: Flask) -> int:
+    """Good rows are saved; each rejected row is one line on stderr and the exit is 1."""
+    from idp.contacts import import_contacts_file
+
+    report = import_contacts_file(args.file, args.portal)
+    for error in report.errors:
+        print(f"idp: {args.file}: {error}", file=sys.stderr)
+    print(f"idp: contacts of portal {args.portal}: {report.summary}")
+    return 1 if report.errors else 0
+
+
+def _portal_by_slug(slug: str) -> Portal:
+    from idp.db import db
+    from idp.models import Portal
+
+    portal = db.session.execute(db.select(Portal).filter_by(slug=slug)).scalar_one_or_none()
+    if portal is None:
+        raise CliError(f"portal: no portal with slug {slug!r}")
+    return portal
+
+
+def _read_text(path: str, option: str) -> str:
+    try:
+        with open(path, encoding="utf-8-sig") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise CliError(f"{option}: {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{option}: {path}: not UTF-8 text") from None
+
+
+def cmd_invitations_send(args: argparse.Namespace, app: Flask) -> int:
+    from idp.invitations import send_invitation
+
+    portal = _portal_by_slug(args.portal)
+    message = _read_text(args.message_file, "--message-file") if args.message_file else None
+    invitation = send_invitation(portal, args.email, args.name, args.contact_id, message)
+    print(f"idp: invitation to {portal.slug} sent to {invitation.email} "
+          f"(status {invitation.status}; `idp worker` delivers it)")
+    return 0
+
+
+def cmd_invitations_bulk(args: argparse.Namespace, app: Flask) -> int:
+    """Every row is reported; the exit is 1 when a row failed (skipped rows are expected)."""
+    from idp.invitations import bulk_invite, read_invitation_csv
+
+    portal = _portal_by_slug(args.portal)
+    template = _read_text(args.template_file, "--template-file") if args.template_file else None
+    rows = read_invitation_csv(_read_text(args.file, "FILE.csv"))
+    result = bulk_invite(portal, rows, template)
+    totals = result.totals
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        for row in result.rows:
+            reason = f": {row.reason}" if row.reason else ""
+            print(f"row {row.row}\t{row.email or '-'}\t{row.outcome}{reason}")
+        print(f"idp: invitations to {portal.slug}: {totals['sent']} sent, "
+              f"{totals['skipped']} skipped, {totals['failed']} failed")
+    if totals["failed"]:
+        print(f"idp: error: {totals['failed']} row(s) failed (see the report)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_invitations_list(args: argparse.Namespace, app: Flask) -> int:
+    from idp.invitations import list_invitations
+
+    portal = _portal_by_slug(args.portal)
+    invitations = list_invitations(portal, args.status)
+
+    def day(moment: Any) -> str:
+        return f"{moment:%Y-%m-%d %H:%M}" if moment is not None else "-"
+
+    if args.json:
+        print(json.dumps([
+            {"email": i.email, "name": i.name, "contact_id": i.contact_external_id,
+             "status": i.status, "sent_at": day(i.sent_at), "opened_at": day(i.opened_at),
+             "accepted_at": day(i.accepted_at), "resent_count": i.resent_count}
+            for i in invitations
+        ]))
+        return 0
+    print("email\tstatus\tsent (UTC)\topened\taccepted\tresent")
+    for i in invitations:
+        print(f"{i.email}\t{i.status}\t{day(i.sent_at)}\t{day(i.opened_at)}\t"
+              f"{day(i.accepted_at)}\t{i.resent_count}")
+    return 0
+
+
+def cmd_invitations_resend(args: argparse.Namespace, app: Flask) -> int:
+    from idp.invitations import find_invitation, resend_invitation
+
+    portal = _portal_by_slug(args.portal)
+    invitation = find_invitation(portal, args.email)
+    if invitation is None:
+        raise CliError(f"email: no invitation for {args.email.strip()!r} at portal {portal.slug}")
+    resend_invitation(invitation)
+    print(f"idp: invitation to {portal.slug} resent to {invitation.email} (new link; the "
+          "previous one no longer works)")
     return 0
 
 

@@ -6,4 +6,4 @@ from flask import Blueprint
 
 bp = Blueprint("account", __name__)
 
-from idp.account import branding, reset, set_password  # noqa: E402,F401  (routes)
+from idp.account import branding, register, reset, set_password  # noqa: E402,F401  (routes)

@@ -6,10 +6,11 @@ voids every outstanding link of the person.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app, url_for
+from flask import current_app
 from sqlalchemy import update
 
 from idp.clock import utcnow
@@ -18,6 +19,10 @@ from idp.models import ActionLink, Portal, User
 from idp.security.secrets import generate_secret, hash_secret
 
 PURPOSES = ("reset", "invitation", "register")
+
+# Purpose-specific reactions to a link page being opened (an invitation becomes "opened");
+# registered by their modules, like `completion.AFTER_PASSWORD_SET`.
+AFTER_LINK_OPENED: dict[str, Callable[[ActionLink], None]] = {}
 
 
 def issue_link(
@@ -30,8 +35,27 @@ def issue_link(
     data: dict[str, Any] | None = None,
 ) -> tuple[ActionLink, str]:
     """A new link (row, raw token); older usable links for the same purpose are superseded."""
+    # Invitations from different portals are independent: a new one replaces only the
+    # same portal's earlier link.
+    supersede_links(email, purpose, portal if purpose == "invitation" else None)
+    link, token = build_link(purpose, email, lifetime_days, user, portal, return_params, data)
+    db.session.add(link)
+    db.session.flush()
+    return link, token
+
+
+def build_link(
+    purpose: str,
+    email: str,
+    lifetime_days: int,
+    user: User | None = None,
+    portal: Portal | None = None,
+    return_params: dict[str, Any] | None = None,
+    data: dict[str, Any] | None = None,
+) -> tuple[ActionLink, str]:
+    """A new link not yet added to the session, superseding nothing (bulk invitations
+    supersede only where they know an older link exists, and add links by batches)."""
     assert purpose in PURPOSES
-    supersede_links(email, purpose)
     token = generate_secret(32)
     link = ActionLink(
         purpose=purpose,
@@ -43,15 +67,16 @@ def issue_link(
         data=data or {},
         expires_at=utcnow() + timedelta(days=lifetime_days),
     )
-    db.session.add(link)
-    db.session.flush()
     return link, token
 
 
 def link_url(endpoint: str, token: str) -> str:
     """The absolute URL of a link page on the configured issuer (emails leave the request)."""
     issuer = current_app.extensions["idp"].settings.server.issuer
-    return issuer + url_for(endpoint, token=token)
+    # Built from the URL map, not the request: the CLI and the worker have no request
+    # (url_for would need SERVER_NAME there). Same rule as discovery: issuer + route.
+    path = current_app.url_map.bind("idp.invalid").build(endpoint, {"token": token})
+    return issuer + path
 
 
 def find_link(token: str, purposes: tuple[str, ...] = PURPOSES) -> ActionLink | None:
@@ -65,8 +90,12 @@ def find_link(token: str, purposes: tuple[str, ...] = PURPOSES) -> ActionLink | 
 
 
 def mark_opened(link: ActionLink) -> None:
+    """Record the first opening of the link page (and tell the purpose's follow-up)."""
     if link.opened_at is None:
         link.opened_at = utcnow()
+        follow_up = AFTER_LINK_OPENED.get(link.purpose)
+        if follow_up is not None:
+            follow_up(link)
         db.session.commit()
 
 
@@ -82,12 +111,15 @@ def redeem_link(link: ActionLink) -> bool:
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
-def supersede_links(email: str, purpose: str | None = None) -> None:
-    """Void usable links of `email` (of one purpose, or all)."""
+def supersede_links(email: str, purpose: str | None = None,
+                    portal: Portal | None = None) -> None:
+    """Void usable links of `email` (of one purpose, or all; of one portal, or any)."""
     condition = [ActionLink.email == email, ActionLink.used_at.is_(None),
                  ActionLink.superseded_at.is_(None)]
     if purpose is not None:
         condition.append(ActionLink.purpose == purpose)
+    if portal is not None:
+        condition.append(ActionLink.portal_id == portal.id)
     db.session.execute(update(ActionLink).where(*condition).values(superseded_at=utcnow()))
 
 

@@ -37,6 +37,13 @@ def _transaction_context(tx_id: str | None) -> tuple[Client | None, dict[str, An
     return client, dict(tx.params)
 
 
+def _portal_named(slug: str | None) -> Portal | None:
+    """The portal a direct link names (`/reset?portal=SLUG`): its branding, policy, home page."""
+    if not slug or len(slug) > 64:
+        return None
+    return db.session.execute(db.select(Portal).filter_by(slug=slug)).scalar_one_or_none()
+
+
 def lifetime_text(days: int) -> str:
     return "1 day" if days == 1 else f"{days} days"
 
@@ -57,17 +64,20 @@ def send_reset_email(user: User, portal: Portal | None,
 def reset() -> Response | str:
     tx_id = request.values.get("tx")
     client, return_params = _transaction_context(tx_id)
+    # From a sign-in the client's portal applies; a portal linking here directly names
+    # itself, so that the link's lifetime and the landing page after it are the portal's.
+    portal = client.portal if client is not None else _portal_named(request.values.get("portal"))
     if request.method == "GET":
-        return render_template("account/reset.html", client=client, tx_id=tx_id,
-                               email=request.args.get("email", "")[:MAX_EMAIL])
+        return render_template("account/reset.html", client=client, portal=portal,
+                               tx_id=tx_id, email=request.args.get("email", "")[:MAX_EMAIL])
     check_csrf()
     email = normalise_email(request.form.get("email", ""))[:MAX_EMAIL]
     user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
-    portal = client.portal if client is not None else None
     if user is not None and user.is_active:
         send_reset_email(user, portal, return_params)
         db.session.commit()
     else:
         # Same work, same answer for an unknown email: nothing here tells them apart.
         render_email("reset_password", name=None, portal_name=None, link="", lifetime="")
-    return render_template("account/reset_sent.html", client=client, email=email)
+    return render_template("account/reset_sent.html", client=client, portal=portal,
+                           tx_id=tx_id, email=email)

@@ -28,11 +28,24 @@ def link_problem_page(link: ActionLink | None) -> tuple[str, int]:
                            portal=link.portal if link else None), 410 if link else 404
 
 
-@bp.route("/password/<token>", methods=["GET", "POST"])
+def _owner(link: ActionLink) -> User | None:
+    """The person the link is for, when they have an account already."""
+    return link.user or db.session.execute(
+        db.select(User).filter_by(email=link.email)
+    ).scalar_one_or_none()
+
+
+# `path:` so that a mangled link (a trailing "/", a split token) still gets the clear
+# link page rather than a bare 404.
+@bp.route("/password/<path:token>", methods=["GET", "POST"])
 def set_password(token: str) -> Response | str | tuple[str, int]:
     link = find_link(token, SET_PASSWORD_PURPOSES)
     if link is None or link.state != "usable":
         return link_problem_page(link)
+    owner = _owner(link)
+    if owner is not None and not owner.is_active:
+        # A disabled account gets no new email; a link sent before it was disabled is void.
+        return link_problem_page(None)
     policy = _policy(link)
     portal_name = link.portal.name if link.portal else None
     if request.method == "GET":
@@ -48,9 +61,7 @@ def set_password(token: str) -> Response | str | tuple[str, int]:
     if not redeem_link(link):  # used by a concurrent request a moment ago
         db.session.rollback()
         return link_problem_page(link)
-    user = link.user or db.session.execute(
-        db.select(User).filter_by(email=link.email)
-    ).scalar_one_or_none()
+    user = owner
     if user is None:
         user = User(email=link.email, name=link.data.get("name"))
         db.session.add(user)

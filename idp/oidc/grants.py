@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import re
+from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
@@ -198,6 +199,9 @@ class S256CodeChallenge(CodeChallenge):
         super().validate_code_challenge(grant, redirect_uri)
 
 
+_id_token_client: ContextVar[Client | None] = ContextVar("id_token_client", default=None)
+
+
 class OpenIDCode(oidc_grants.OpenIDCode):
     """ID tokens for the code flow, signed with the active key."""
 
@@ -236,8 +240,17 @@ class OpenIDCode(oidc_grants.OpenIDCode):
             claims["sid"] = authorization_code.session_id  # Back-Channel Logout 2.1
         return claims
 
+    def encode_id_token(self, token: dict[str, Any], request: OAuth2Request) -> Any:
+        # authlib's `generate_user_info(user, scope)` does not see the client, and some
+        # claims are per portal: the client travels beside the call for its duration.
+        previous = _id_token_client.set(request.client)
+        try:
+            return super().encode_id_token(token, request)
+        finally:
+            _id_token_client.reset(previous)
+
     def generate_user_info(self, user: User, scope: str) -> dict[str, Any]:
-        return dict(user_claims(user, scope))
+        return dict(user_claims(user, scope, _id_token_client.get()))
 
 
 class AuthorizationRequestRules:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.integrations.flask_oauth2 import (
+    AuthorizationServer,
+    ResourceProtector,
+    current_token,
+)
 from authlib.oauth2.rfc6749 import OAuth2Request
 from authlib.oauth2.rfc6749.requests import BasicOAuth2Payload
 from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
@@ -124,7 +128,8 @@ class UserInfo(UserInfoEndpoint):
         # person's claims are not released: both answer like an invalid token (OIDC Core 5.3.3).
         if user is None or not user.is_active:
             raise InvalidTokenError(description="The access token does not represent a user.")
-        return user_claims(user, scope)
+        # authlib passes no token here; the one it just validated is `current_token`.
+        return user_claims(user, scope, current_token.get_client())
 
     def get_issuer(self) -> str:
         return current_app.extensions["idp"].settings.server.issuer  # type: ignore[no-any-return]
