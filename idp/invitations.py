@@ -48,6 +48,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 from sqlalchemy.orm import selectinload
 
+from idp import contacts
 from idp.account.completion import AFTER_PASSWORD_SET
 from idp.account.links import AFTER_LINK_OPENED, build_link, link_url, supersede_links
 from idp.clock import utcnow
@@ -456,10 +457,11 @@ def link_contact(portal: Portal, external_id: str, user: User, name: str | None)
     ).first()
     if contact is None:
         contact = Contact(portal_id=portal.id, external_id=external_id, name=name or user.name,
-                          email=user.email, user_id=user.id)
+                          email=user.email)
         db.session.add(contact)
+        contacts.link_contact(contact, user)
     elif contact.user_id is None:
-        contact.user_id = user.id
+        contacts.link_contact(contact, user)
     elif contact.user_id != user.id:
         log.warning("contact %s of portal %s is linked to another user; left as it is",
                     external_id, portal.slug)

@@ -147,8 +147,10 @@ def test_refresh_family_expires_after_the_refresh_token_lifetime(app, http, sign
     assert_invalid_grant(refresh(http, rp, issued["refresh_token"]))
 
 
-def test_rotation_does_not_extend_the_family_lifetime(app, http, signed_in, clock):
-    _user, rp, issued = signed_in
+def test_rotation_does_not_extend_the_family_lifetime(app, http, clock):
+    rp = make_client()
+    issued = obtain_tokens(http, rp.client.client_id, make_user().email, rp.client_secret,
+                           scope=SCOPE + " offline_access")  # outlives the browser session
     lifetime = app.extensions["idp"].settings.tokens.refresh_token_lifetime
     clock.advance(lifetime - 100)
     rotated = refresh(http, rp, issued["refresh_token"])
@@ -203,3 +205,17 @@ def test_client_without_the_refresh_grant_gets_no_refresh_token(http):
     issued = obtain_tokens(http, rp.client.client_id, user.email, rp.client_secret)
     assert "refresh_token" not in issued
     assert "access_token" in issued
+
+
+def test_refresh_token_without_offline_access_ends_with_its_session(http, signed_in, clock):
+    _user, rp, issued = signed_in
+    clock.advance(31 * 60)  # past the default 30-minute idle timeout: the session is over
+    assert_invalid_grant(refresh(http, rp, issued["refresh_token"]))
+
+
+def test_offline_access_refresh_token_outlives_the_session(http, clock):
+    rp = make_client()
+    issued = obtain_tokens(http, rp.client.client_id, make_user().email, rp.client_secret,
+                           scope=SCOPE + " offline_access")
+    clock.advance(13 * 3600)  # past the session maximum
+    assert refresh(http, rp, issued["refresh_token"]).status_code == 200

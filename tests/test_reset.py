@@ -533,3 +533,21 @@ def test_a_staff_sent_link_lands_at_the_portal_home_page(http, smtp_server, port
     response = choose_password(http, emailed_link(smtp_server, user.email))
     assert response.status_code == 303 and response.location == HOME_URL
     assert db.session.get(User, user.id).password_changed_at is not None
+
+
+def test_a_password_change_revokes_even_offline_access_tokens(app, http, smtp_server):
+    from tests.driver import exchange_code, sign_in
+
+    user = make_user()
+    rp = make_client()
+    code = sign_in(http, rp.client.client_id, user.email, scope="openid offline_access").code
+    offline = exchange_code(http, code, rp.client.client_id, rp.client_secret).json
+    from idp.account.completion import set_new_password
+
+    set_new_password(user, app.extensions["idp"].passwords.hash("a brand new long passphrase"))
+    response = http.get("/userinfo", headers={"Authorization": f"Bearer {offline['access_token']}"})
+    assert response.status_code == 401
+    refreshed = http.post("/token", data={"grant_type": "refresh_token",
+                                          "refresh_token": offline["refresh_token"]},
+                          auth=(rp.client.client_id, rp.client_secret))
+    assert refreshed.status_code == 400 and refreshed.json["error"] == "invalid_grant"

@@ -273,3 +273,19 @@ def test_portals_set_accepts_90_days_and_session_limits(cli_instance):
     for fragment in ('"keep_me_signed_in_max_days": 90', '"idle_timeout_minutes": 15',
                      '"session_max_hours": 8'):
         assert fragment in policy, policy
+
+
+# -- Several portals ------------------------------------------------------------------------
+
+
+def test_a_long_session_from_one_portal_does_not_sign_in_at_a_stricter_portal(
+    http, clock, rp, user
+):
+    strict_portal = create_portal("strict", "Strict Association")
+    set_policy(strict_portal, keep_me_signed_in_max_days=7)
+    strict = make_client(portal_slug="strict")
+    sign_in_at_the_page(http, rp.client.client_id, user.email, keep=True)  # 90 days here
+    clock.advance(8 * DAY)
+    assert is_signed_in(http, rp.client.client_id)
+    assert not is_signed_in(http, strict.client.client_id)
+    assert shows_step(open_login_page(http, strict.client.client_id), "password")

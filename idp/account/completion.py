@@ -18,6 +18,7 @@ from idp.db import db
 from idp.login.sessions import end_sessions_of, establish_session
 from idp.login.transaction import acr_for
 from idp.models import ActionLink, User
+from idp.oidc import tokens
 from idp.policy import LoginPolicy
 
 AFTER_PASSWORD_SET: dict[str, Callable[[ActionLink, User], None]] = {}
@@ -29,6 +30,8 @@ def set_new_password(user: User, password_hash: str) -> None:
     user.password_changed_at = utcnow()
     void_links_of(user)
     end_sessions_of(user)
+    # After a reset (often a compromise) even offline_access tokens must not survive.
+    tokens.revoke_user_tokens(user.id)
     db.session.commit()
 
 

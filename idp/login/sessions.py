@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from flask import session
+from flask import has_request_context, session
 
 from idp.clock import utcnow
 from idp.db import db
@@ -80,7 +80,8 @@ def end_idp_session(record: IdpSession) -> None:
         tokens.revoke_session_tokens(record.id)
         db.session.commit()
         notify_clients(record)
-    if session.get(SESSION_KEY) == record.id:
+    # Also called outside a browser request (CLI, admin actions): no cookie to clear then.
+    if has_request_context() and session.get(SESSION_KEY) == record.id:
         session.pop(SESSION_KEY, None)
 
 

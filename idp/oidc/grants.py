@@ -128,6 +128,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             _refuse_reused_refresh_token(row)
         if row.is_revoked() or row.is_refresh_expired():
             return None
+        if not tokens.outlives_session(row) and not tokens.session_is_live(row):
+            return None  # without offline_access, a refresh token ends with its session
         return row
 
     def authenticate_user(self, refresh_token: Token) -> User | None:

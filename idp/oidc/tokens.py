@@ -15,7 +15,7 @@ from sqlalchemy import or_, update
 
 from idp.clock import utcnow
 from idp.db import db
-from idp.models import AuthorizationCode, Client, SessionClient, Token
+from idp.models import AuthorizationCode, Client, IdpSession, SessionClient, Token
 from idp.security.secrets import generate_secret, hash_secret
 
 
@@ -113,6 +113,16 @@ def find_active_access_token(value: str) -> Token | None:
     return row
 
 
+def outlives_session(row: Token) -> bool:
+    """Tokens granted `offline_access` (or issued outside a session) outlive the session."""
+    return row.session_id is None or "offline_access" in (scope_to_list(row.scope) or [])
+
+
+def session_is_live(row: Token) -> bool:
+    record = db.session.get(IdpSession, row.session_id) if row.session_id else None
+    return record is not None and record.is_current()
+
+
 def claim_authorization_code(code: AuthorizationCode) -> bool:
     """Mark `code` used; False if another request used it first."""
     result = db.session.execute(
@@ -153,6 +163,11 @@ def revoke_session_tokens(session_id: str) -> None:
     for row in rows:
         if "offline_access" not in (scope_to_list(row.scope) or []):
             row.revoked_at = now
+
+
+def revoke_user_tokens(user_id: int) -> None:
+    """Every token of a person (password change, account disabled)."""
+    _revoke(Token.user_id == user_id)
 
 
 def _revoke(condition: Any) -> None:

@@ -12,12 +12,26 @@ from idp.clock import utcnow
 from idp.db import db
 from idp.login.steps.base import Step
 from idp.login.transaction import LoginState
-from idp.models import User
+from idp.models import IdpSession, User
 from idp.models.user import normalise_email
+from idp.policy import LoginPolicy
 from idp.security.password_policy import normalise_password
 
 WRONG_CREDENTIALS = "That email and password don't match an account. Check both and try again."
 MAX_FIELD = 1024
+
+
+def outlives_policy(record: IdpSession, policy: LoginPolicy) -> bool:
+    """True when a session made under another portal's policy is older than this one allows.
+
+    A session kept 90 days at one portal must not sign someone in at a portal that
+    allows 7 (or, without "Keep me signed in", its own session maximum).
+    """
+    if record.persistent:
+        limit = timedelta(days=policy.keep_me_signed_in_max_days)
+    else:
+        limit = timedelta(hours=policy.session_max_hours)
+    return utcnow() - record.auth_time >= limit
 
 
 class PasswordStep(Step):
@@ -32,6 +46,8 @@ class PasswordStep(Step):
         if user is None or "login" in state.prompts:
             return True
         if state.id_token_hint_sub is not None and state.id_token_hint_sub != user.sub:
+            return True
+        if state.session is not None and outlives_policy(state.session, state.client.policy):
             return True
         max_age = state.params.get("max_age")
         auth_time = state.auth_time
