@@ -27,7 +27,10 @@ def serve(build: Callable[[str], Callable[..., Any]]) -> Iterator[str]:
     server = make_server("127.0.0.1", 0, deferred, threaded=True)
     base_url = f"http://127.0.0.1:{server.server_port}"
     deferred.app = build(base_url)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop's next poll: 0.5 s by default, paid by every live test.
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+    )
     thread.start()
     try:
         yield base_url
