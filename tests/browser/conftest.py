@@ -1,5 +1,9 @@
 """Browser fixtures: one Chromium per run, a page per viewport, a live IdP and a live RP.
 
+Mail: a module that overrides `settings_overrides` with `smtp_settings(smtp_server)` makes
+the live IdP send through a real SMTP server on 127.0.0.1; `mailbox` then delivers the
+outbox and reads the links from the emails, as a person would.
+
 The browser is Debian's Chromium (`/usr/bin/chromium`, or the path in `IDP_BROWSER`);
 Playwright's own browser builds are never downloaded. Without it the browser tests are
 skipped with one line saying why, unless `IDP_REQUIRE_BROWSER=1` (set by `.ci/run`), which
@@ -9,22 +13,34 @@ turns the missing browser into a failure.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    expect,
+    sync_playwright,
+)
 
 from idp import create_app
 from idp.db import db
+from idp.notify.worker import deliver_due
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, make_client, make_user
 from tests.live import serve
 from tests.relying_party import create_relying_party
+from tests.smtp_server import SmtpServer
 
 DEFAULT_BROWSER = "/usr/bin/chromium"
 REQUIRE_BROWSER = "IDP_REQUIRE_BROWSER"
@@ -112,15 +128,41 @@ def viewport(request: pytest.FixtureRequest) -> Viewport:
     return request.param  # type: ignore[no-any-return]
 
 
+def new_context(browser: Browser, viewport: Viewport, **options: Any) -> BrowserContext:
+    """A browser context for `viewport` (`options`: e.g. storage_state); the caller closes it."""
+    context = browser.new_context(**viewport.context_options(), **options)
+    context.set_default_timeout(TIMEOUT_MS)
+    return context
+
+
 @pytest.fixture
 def page(browser: Browser, viewport: Viewport) -> Iterator[Page]:
     """A fresh page in its own browser context (no cookies shared between tests)."""
-    context = browser.new_context(**viewport.context_options())
-    context.set_default_timeout(TIMEOUT_MS)
+    context = new_context(browser, viewport)
     try:
         yield context.new_page()
     finally:
         context.close()
+
+
+@pytest.fixture
+def page_problems(page: Page) -> list[str]:
+    """What went wrong inside `page`: console errors and warnings (CSP violations among
+    them) and uncaught JavaScript exceptions. A test asserts it stays empty.
+
+    Chromium's own request for /favicon.ico (neither server has one) is not counted.
+    """
+    problems: list[str] = []
+
+    def on_console(message: ConsoleMessage) -> None:
+        if urlsplit(message.location.get("url", "")).path == "/favicon.ico":
+            return
+        if message.type in ("error", "warning"):
+            problems.append(f"console {message.type}: {message.text} ({message.location})")
+
+    page.on("console", on_console)
+    page.on("pageerror", lambda error: problems.append(f"pageerror: {error}"))
+    return problems
 
 
 @pytest.fixture
@@ -148,15 +190,22 @@ class LiveIdP:
 
 
 @pytest.fixture
-def live_idp(tmp_path: Path, template_database: Path) -> Iterator[LiveIdP]:
-    """The IdP on a copy of the migrated database, a live server on 127.0.0.1."""
+def live_idp(
+    tmp_path: Path, template_database: Path, settings_overrides: dict[str, dict[str, Any]]
+) -> Iterator[LiveIdP]:
+    """The IdP on a copy of the migrated database, a live server on 127.0.0.1.
+
+    `settings_overrides` (tests/conftest.py; override it in a module) changes settings.
+    """
     instance = tmp_path / "instance"
     instance.mkdir()
     shutil.copy(template_database, instance / "idp.sqlite3")
     built: dict[str, Flask] = {}
+    sections = {name: dict(values) for name, values in settings_overrides.items()}
 
     def build(url: str) -> Flask:
-        built["app"] = create_app(make_settings(instance, server={"issuer": url}))
+        server = {**sections.get("server", {}), "issuer": url}
+        built["app"] = create_app(make_settings(instance, **{**sections, "server": server}))
         return built["app"]
 
     with serve(build) as url:
@@ -170,12 +219,14 @@ def live_idp(tmp_path: Path, template_database: Path) -> Iterator[LiveIdP]:
 class LiveRP:
     url: str
     record: dict[str, Any]
+    client_id: str = ""
 
 
 @pytest.fixture
 def rp(live_idp: LiveIdP) -> Iterator[LiveRP]:
     """A registered first-party portal (authlib's Flask client), a live server too."""
     records: list[dict[str, Any]] = []
+    client_ids: list[str] = []
 
     def build(url: str) -> Flask:
         with live_idp.app.app_context():
@@ -188,10 +239,11 @@ def rp(live_idp: LiveIdP) -> Iterator[LiveRP]:
             assert client_secret is not None  # a confidential client, like most portals
         app, record = create_relying_party(url, live_idp.url, client_id, client_secret)
         records.append(record)
+        client_ids.append(client_id)
         return app
 
     with serve(build) as url:
-        yield LiveRP(url, records[0])
+        yield LiveRP(url, records[0], client_ids[0])
 
 
 @dataclass(frozen=True)
@@ -208,3 +260,68 @@ def person(live_idp: LiveIdP) -> Person:
     with live_idp.app.app_context():
         user = make_user(name="Ada Lovelace")
         return Person(user.email, PASSWORD, user.sub, user.name or "")
+
+
+# -- mail through a real SMTP server ----------------------------------------------------------
+
+LINK = re.compile(r"https?://\S+")
+
+
+def smtp_settings(smtp_server: SmtpServer) -> dict[str, dict[str, Any]]:
+    """`settings_overrides` that make the live IdP send its mail to `smtp_server`."""
+    return {"mail": {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port,
+                     "from_address": "Portal IdP <no-reply@idp.example>"}}
+
+
+@dataclass
+class Mailbox:
+    """The IdP's outbox, delivered on demand to the SMTP server, read like a mail client."""
+
+    smtp: SmtpServer
+    idp: LiveIdP
+
+    def messages_to(self, address: str) -> list[EmailMessage]:
+        """Deliver what is due (the worker's own function), then the emails to `address`."""
+        with self.idp.app.app_context():
+            deliver_due()
+        return [message for message in self.smtp.messages if message["To"] == address]
+
+    def link_to(self, address: str) -> str:
+        """The one link of the newest email to `address`."""
+        messages = self.messages_to(address)
+        assert messages, f"no email to {address}"
+        text = self.smtp.text_of(messages[-1])
+        links = LINK.findall(text)
+        assert len(links) == 1, text
+        return links[0]
+
+
+@pytest.fixture
+def mailbox(smtp_server: SmtpServer, live_idp: LiveIdP) -> Mailbox:
+    mail = live_idp.app.extensions["idp"].settings.mail
+    assert (mail.backend, mail.smtp_port) == ("smtp", smtp_server.port), (
+        "override settings_overrides with smtp_settings(smtp_server) to use the mailbox"
+    )
+    return Mailbox(smtp_server, live_idp)
+
+
+# -- steps shared by the browser tests ------------------------------------------------------
+
+
+def open_sign_in(page: Page, rp: LiveRP, idp: LiveIdP) -> None:
+    """Start at the portal's /login; the browser is sent to the IdP's sign-in page."""
+    page.goto(f"{rp.url}/login")
+    expect(page).to_have_url(re.compile(rf"^{re.escape(idp.url)}/login/"))
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+
+
+def claims_after(page: Page, rp: LiveRP, submit: Callable[[], Any]) -> dict[str, Any]:
+    """Run `submit()` and return the JSON the portal shows once it has the ID token."""
+    with page.expect_response(
+        lambda response: response.url.startswith(f"{rp.url}/callback")
+    ) as callback:
+        submit()
+    response = callback.value
+    assert response.status == 200, response.text()
+    expect(page).to_have_url(re.compile(rf"^{re.escape(rp.url)}/callback"))
+    return response.json()  # type: ignore[no-any-return]

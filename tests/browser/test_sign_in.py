@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import LiveIdP, LiveRP, Person, Viewport
-
-
-def open_sign_in(page: Page, rp: LiveRP, idp: LiveIdP) -> None:
-    """Start at the portal's /login; the browser is sent to the IdP's sign-in page."""
-    page.goto(f"{rp.url}/login")
-    expect(page).to_have_url(re.compile(rf"^{re.escape(idp.url)}/login/"))
-    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
-
-
-def claims_after(page: Page, rp: LiveRP, submit: Any) -> dict[str, Any]:
-    """Run `submit()` and return the JSON the portal shows once it has the ID token."""
-    with page.expect_response(
-        lambda response: response.url.startswith(f"{rp.url}/callback")
-    ) as callback:
-        submit()
-    response = callback.value
-    assert response.status == 200, response.text()
-    expect(page).to_have_url(re.compile(rf"^{re.escape(rp.url)}/callback"))
-    return response.json()  # type: ignore[no-any-return]
+from tests.browser.conftest import LiveIdP, LiveRP, Person, Viewport, claims_after, open_sign_in
 
 
 def assert_signed_in_as(claims: dict[str, Any], person: Person, idp: LiveIdP) -> None:
