@@ -77,7 +77,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from idp import invitations
+    from idp import invitations, legacy
     from idp.account import bp as account_bp
     from idp.login.views import bp as login_bp
     from idp.oidc.discovery import build_metadata
@@ -89,6 +89,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(login_bp)
     app.register_blueprint(account_bp)
     invitations.init_app(app)  # its follow-ups on the set-password page
+    legacy.init_app(app)  # after invitations: chains onto their follow-up
     runtime = app.extensions["idp"]
     if runtime.settings.is_development:
         from idp.notify.views import bp as dev_bp

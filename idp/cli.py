@@ -81,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     send_reset.add_argument("--email", required=True)
     send_reset.add_argument("--portal", help="portal slug (branding, link lifetime, home page)")
     send_reset.set_defaults(handler=cmd_users_send_reset)
+    reset_mfa = user_commands.add_parser(
+        "reset-mfa", help="remove a person's MFA (lost phone): they enrol again at next sign-in"
+    )
+    reset_mfa.add_argument("--email", required=True)
+    reset_mfa.add_argument("--reason", required=True, help="why (logged; e.g. a ticket number)")
+    reset_mfa.set_defaults(handler=cmd_users_reset_mfa)
+    _add_legacy_commands(user_commands)
 
     portals = commands.add_parser("portals", help="portals")
     portal_commands = portals.add_subparsers(dest="action", required=True, parser_class=_Parser)
@@ -148,6 +155,25 @@ def _add_invitation_commands(commands: Any) -> None:
     resend.add_argument("--portal", required=True, help="portal slug")
     resend.add_argument("--email", required=True)
     resend.set_defaults(handler=cmd_invitations_resend)
+
+
+def _add_legacy_commands(user_commands: Any) -> None:
+    legacy_import = user_commands.add_parser(
+        "import", help="create or update a portal's legacy accounts from a CSV "
+                       "(legacy_username,email,name,phone,contact_id,password_hash[,salt][,scheme])"
+    )
+    legacy_import.add_argument("file", metavar="FILE.csv")
+    legacy_import.add_argument("--portal", required=True, help="portal slug")
+    legacy_import.add_argument("--json", action="store_true", help="print the report as JSON")
+    legacy_import.set_defaults(handler=cmd_users_import)
+    status = user_commands.add_parser(
+        "legacy-status", help="a portal's legacy accounts: migrated, linked, pending"
+    )
+    status.add_argument("--portal", required=True, help="portal slug")
+    status.add_argument("--export-pending", metavar="FILE.csv",
+                        help="write the pending accounts as CSV (for `idp invitations bulk`)")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_users_legacy_status)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -305,6 +331,32 @@ def cmd_users_send_reset(args: argparse.Namespace, app: Flask) -> int:
     return 0
 
 
+def cmd_users_reset_mfa(args: argparse.Namespace, app: Flask) -> int:
+    import getpass
+
+    from idp.db import db
+    from idp.mfa.methods import MfaError
+    from idp.mfa.reset import reset_mfa
+    from idp.models import User
+    from idp.models.user import normalise_email
+
+    email = normalise_email(args.email)
+    user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
+    if user is None:
+        raise CliError(f"email: no person with email {email!r}")
+    try:
+        operator = getpass.getuser()
+    except (KeyError, OSError):  # no login name in this environment
+        operator = "unknown"
+    try:
+        reset_mfa(user, args.reason, actor=f"cli:{operator}")
+    except MfaError as exc:
+        raise CliError(str(exc)) from None
+    print(f"idp: MFA of {user.email} reset; they set it up again at their next sign-in "
+          "(`idp worker` sends them an email)")
+    return 0
+
+
 def cmd_portals_create(args: argparse.Namespace, app: Flask) -> int:
     from idp.portals import create_portal
 
@@ -336,6 +388,51 @@ def cmd_contacts_import(args: argparse.Namespace, app: Flask) -> int:
         print(f"idp: {args.file}: {error}", file=sys.stderr)
     print(f"idp: contacts of portal {args.portal}: {report.summary}")
     return 1 if report.errors else 0
+
+
+def cmd_users_import(args: argparse.Namespace, app: Flask) -> int:
+    """Good rows are saved; each rejected row is one line on stderr and the exit is 1."""
+    from idp.legacy.importer import import_legacy_file
+
+    report = import_legacy_file(args.file, args.portal)
+    if args.json:
+        print(json.dumps(report.as_dict()))
+    else:
+        for warning in report.warnings:
+            print(f"idp: {args.file}: {warning} (warning)")
+        print(f"idp: legacy accounts of portal {args.portal}: {report.summary}")
+    for error in report.errors:
+        print(f"idp: {args.file}: {error}", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+def cmd_users_legacy_status(args: argparse.Namespace, app: Flask) -> int:
+    from idp.legacy.accounts import export_pending, legacy_status
+
+    portal = _portal_by_slug(args.portal)
+    status = legacy_status(portal)
+    exported = None
+    if args.export_pending:
+        try:
+            with open(args.export_pending, "w", encoding="utf-8", newline="") as out:
+                exported = export_pending(portal, out)
+        except OSError as exc:
+            raise CliError(f"--export-pending: {args.export_pending}: "
+                           f"{exc.strerror or exc}") from None
+    if args.json:
+        print(json.dumps({**status.as_dict(), "exported": exported}))
+        return 0
+    print(f"legacy accounts of {portal.slug}:\t{status.total}")
+    print(f"migrated:\t{status.migrated} (of which linked into an existing account: "
+          f"{status.linked})")
+    print(f"pending:\t{status.pending} (without a password: {status.without_password})")
+    print(f"retired:\t{status.retired}"
+          + ("  (legacy usernames retired for the portal)" if status.usernames_retired else ""))
+    if exported is not None:
+        print(f"idp: {exported} pending account(s) written to {args.export_pending} "
+              f"(send them with `idp invitations bulk {args.export_pending} "
+              f"--portal {portal.slug}`)")
+    return 0
 
 
 def _portal_by_slug(slug: str) -> Portal:

@@ -74,6 +74,15 @@ class MailSettings:
 
 
 @dataclass(frozen=True)
+class SmsSettings:
+    backend: str = "dev"
+    http_url: str = ""
+    http_token: str = ""
+    http_sender: str = ""
+    http_timeout: float = 10.0
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
@@ -81,6 +90,7 @@ class Settings:
     tokens: TokenSettings = field(default_factory=TokenSettings)
     session: SessionSettings = field(default_factory=SessionSettings)
     mail: MailSettings = field(default_factory=MailSettings)
+    sms: SmsSettings = field(default_factory=SmsSettings)
 
     @property
     def is_development(self) -> bool:
@@ -238,6 +248,7 @@ def _validate(settings: Settings) -> None:
     if not 1 <= settings.server.port <= 65535:
         raise ConfigError("server.port: must be between 1 and 65535")
     _validate_mail(settings.mail)
+    _validate_sms(settings.sms)
 
 
 def _validate_mail(mail: MailSettings) -> None:
@@ -253,3 +264,17 @@ def _validate_mail(mail: MailSettings) -> None:
         raise ConfigError("mail.smtp_timeout: must be a positive number of seconds")
     if mail.max_attempts < 1:
         raise ConfigError("mail.max_attempts: must be at least 1")
+
+
+def _validate_sms(sms: SmsSettings) -> None:
+    if sms.backend not in ("dev", "http"):
+        raise ConfigError("sms.backend: must be 'dev' or 'http'")
+    if sms.backend == "http":
+        url = urlsplit(sms.http_url)
+        if url.scheme not in ("http", "https") or not url.netloc:
+            raise ConfigError("sms.http_url: an absolute http(s) URL is required with 'http'")
+        if url.scheme == "http" and url.hostname not in ("127.0.0.1", "localhost", "::1"):
+            # The token and the codes travel in the request: never in clear over a network.
+            raise ConfigError("sms.http_url: must use https except on localhost")
+    if not sms.http_timeout > 0:
+        raise ConfigError("sms.http_timeout: must be a positive number of seconds")

@@ -38,6 +38,8 @@ class LoginPolicy:
     trust_periods_hours: tuple[int, ...] = (24, 720)
     # Email as username
     email_username_migration_from: date | None = None
+    # All legacy usernames retired: only emails sign in (the migration is finished)
+    legacy_usernames_retired: bool = False
     # Self-registration ("New user? Create an account")
     self_registration: str = "off"
     not_found_message: str = DEFAULT_NOT_FOUND_MESSAGE
@@ -110,6 +112,13 @@ def _parse(key: str, kind: Any, value: Any) -> Any:
             if value in (None, "", "none"):
                 return None
             return value if isinstance(value, date) else date.fromisoformat(str(value))
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            lowered = str(value).strip().lower()
+            if lowered not in ("true", "false", "yes", "no", "1", "0"):
+                raise ValueError
+            return lowered in ("true", "yes", "1")
         if kind is int:
             if isinstance(value, bool):
                 raise ValueError

@@ -6,16 +6,21 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pyotp
 from flask.testing import FlaskClient
 from joserfc import jwt
+from joserfc.jwk import KeySet
 from werkzeug.test import TestResponse
 
+from idp.clock import clock as idp_clock
 from tests.conftest import ISSUER
 from tests.factories import PASSWORD, REDIRECT_URI
 from tests.html_forms import parse_forms
@@ -72,9 +77,10 @@ def sign_in(
     email: str,
     password: str = PASSWORD,
     consent: bool = True,
+    mfa: Callable[[TestResponse], TestResponse] | None = None,
     **params: Any,
 ) -> Authorized:
-    """Authorize, enter credentials (and consent if asked), return the code."""
+    """Authorize, enter credentials (MFA with `mfa(page)`, consent if asked), return the code."""
     response = follow_to_client(http, authorize(http, client_id, **params))
     if response.status_code == 200 and 'name="step" value="password"' in response.get_data(
         as_text=True
@@ -82,6 +88,9 @@ def sign_in(
         response = follow_to_client(
             http, submit_form(http, response, email=email, password=password)
         )
+    if mfa is not None and (shows_step(response, "mfa_challenge")
+                            or shows_step(response, "mfa_enroll")):
+        response = follow_to_client(http, mfa(response))
     if consent and response.status_code == 200 and 'value="consent"' in response.get_data(
         as_text=True
     ):
@@ -272,3 +281,48 @@ def client_assertion(
 def assertion_form(assertion: str) -> dict[str, str]:
     """The form fields of private_key_jwt client authentication (RFC 7523 2.2)."""
     return {"client_assertion_type": ASSERTION_TYPE, "client_assertion": assertion}
+
+
+# --- MFA helpers ---
+
+
+def totp_code(secret: str, steps: int = 0) -> str:
+    """What a real authenticator app shows now (the IdP's clock), `steps` periods off."""
+    return str(pyotp.TOTP(secret).at(int(idp_clock.timestamp()) + 30 * steps))
+
+
+def shown_totp_secret(page: TestResponse) -> str:
+    """The authenticator key written as text beside the QR code, without spaces."""
+    found = re.search(r'class="secret"[^>]*>([A-Z2-7 ]+)<', page.get_data(as_text=True))
+    assert found, "no authenticator key on the page"
+    return found.group(1).replace(" ", "")
+
+
+def answer_mfa(
+    http: FlaskClient, page: TestResponse, code: str, trust_hours: str = "0"
+) -> TestResponse:
+    """Enter `code` on an MFA page (its first form), choosing a trust period ("0": none)."""
+    return submit_form(http, page, code=code, trust_hours=trust_hours)
+
+
+def with_totp(
+    http: FlaskClient, secret: str, trust_hours: str = "0"
+) -> Callable[[TestResponse], TestResponse]:
+    """An `mfa` answer for `sign_in`: the current code of a real TOTP client."""
+    def answer(page: TestResponse) -> TestResponse:
+        return answer_mfa(http, page, totp_code(secret), trust_hours)
+    return answer
+
+
+def id_token_claims(http: FlaskClient, id_token: str) -> dict[str, Any]:
+    """The verified claims of an ID token, checked against the IdP's published keys."""
+    keys = KeySet.import_key_set(http.get("/jwks").json)
+    return dict(jwt.decode(id_token, keys, algorithms=["RS256", "ES256"]).claims)
+
+
+def redeem(http: FlaskClient, client_id: str, client_secret: str | None, code: str,
+           verifier: str) -> dict[str, Any]:
+    """Exchange `code` and return the ID token's claims."""
+    response = exchange_code(http, code, client_id, client_secret, verifier)
+    assert response.status_code == 200, response.json
+    return id_token_claims(http, str(response.json["id_token"]))

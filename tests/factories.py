@@ -26,3 +26,25 @@ def make_client(**kwargs: Any) -> NewClient:
     kwargs.setdefault("redirect_uris", [REDIRECT_URI])
     kwargs.setdefault("first_party", True)
     return register_client(**kwargs)
+
+
+def make_mfa_method(user: User, kind: str = "totp", destination: str | None = None) -> Any:
+    """A confirmed MFA method; for "totp" returns (method, secret) to drive a pyotp client."""
+    import pyotp
+    from flask import current_app
+
+    from idp.clock import utcnow
+    from idp.db import db
+    from idp.models import MfaMethod
+
+    method = MfaMethod(user_id=user.id, kind=kind, confirmed_at=utcnow())
+    secret = None
+    if kind == "totp":
+        secret = pyotp.random_base32()
+        method.secret_encrypted = current_app.extensions["idp"].encryptor.encrypt(
+            secret.encode("ascii"))
+    else:
+        method.destination = destination or (user.email if kind == "email" else "+12035550163")
+    db.session.add(method)
+    db.session.commit()
+    return (method, secret) if kind == "totp" else method

@@ -26,7 +26,7 @@ class _FormParser(HTMLParser):
         if tag == "form":
             self.forms.append(Form(a.get("action", ""), a.get("method", "get").lower()))
         elif tag == "input" and self.forms and a.get("name"):
-            if a.get("type") == "checkbox" and "checked" not in a:
+            if a.get("type") in ("checkbox", "radio") and "checked" not in a:
                 return
             self.forms[-1].fields[a["name"]] = a.get("value", "")
         elif tag == "button" and self.forms and a.get("name"):

@@ -14,6 +14,8 @@ from werkzeug.wrappers import Response
 from idp.account import bp
 from idp.account.links import issue_link, link_url
 from idp.db import db
+from idp.legacy.accounts import accepts_legacy_usernames, is_placeholder
+from idp.legacy.reset import send_legacy_reset
 from idp.login.transaction import BROWSER_KEY
 from idp.models import Client, LoginTransaction, Portal, User
 from idp.models.user import normalise_email
@@ -67,14 +69,20 @@ def reset() -> Response | str:
     # From a sign-in the client's portal applies; a portal linking here directly names
     # itself, so that the link's lifetime and the landing page after it are the portal's.
     portal = client.portal if client is not None else _portal_named(request.values.get("portal"))
+    # Portals with legacy accounts also take a legacy username here (issue 4).
+    legacy = accepts_legacy_usernames(portal)
     if request.method == "GET":
         return render_template("account/reset.html", client=client, portal=portal,
-                               tx_id=tx_id, email=request.args.get("email", "")[:MAX_EMAIL])
+                               tx_id=tx_id, email=request.args.get("email", "")[:MAX_EMAIL],
+                               legacy_usernames=legacy)
     check_csrf()
     email = normalise_email(request.form.get("email", ""))[:MAX_EMAIL]
     user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
-    if user is not None and user.is_active:
+    if user is not None and user.is_active and not is_placeholder(user):
         send_reset_email(user, portal, return_params)
+        db.session.commit()
+    elif legacy and send_legacy_reset(portal, email, return_params):
+        # A legacy username or the email on file: the link goes to the email on file.
         db.session.commit()
     else:
         # Same work, same answer for an unknown email: nothing here tells them apart.

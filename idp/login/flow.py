@@ -23,6 +23,7 @@ from idp.login.transaction import (
     acr_for,
     open_transaction,
 )
+from idp.mfa.trusted import amr_with_trust
 from idp.models import Client, IdpSession, LoginTransaction
 from idp.oidc.id_tokens import InvalidIdTokenHint, read_id_token_hint
 from idp.oidc.responses import authorization_response, response_mode_of
@@ -105,7 +106,8 @@ def finish(state: LoginState) -> Response:
     user = state.user
     assert user is not None and state.auth_time is not None
     record = settle_session(state)
-    amr = state.amr
+    # A browser the person trusts after MFA counts as the second factor (idp.mfa.trusted).
+    amr = amr_with_trust(user, state.amr)
     request = _stored_request(state)
     request.login = LoginContext(  # type: ignore[attr-defined]
         session_id=record.id, auth_time=state.auth_time, acr=acr_for(amr), amr=amr

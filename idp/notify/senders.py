@@ -1,4 +1,4 @@
-"""Delivery backends: the development mailbox (keeps messages) and real SMTP."""
+"""Delivery backends: the development mailbox (keeps messages), SMTP, and an SMS gateway."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import ssl
 from email.message import EmailMessage
 from email.utils import make_msgid
 
-from idp.config import MailSettings
+import requests
+
+from idp.config import MailSettings, SmsSettings
 from idp.models.outbox import OutboxMessage
 
 
@@ -16,7 +18,7 @@ class DeliveryError(Exception):
 
 
 class DevMailbox:
-    """Development only: messages stay in the outbox and show on /dev/mailbox."""
+    """Development only: messages (email and text) stay in the outbox, shown on /dev/mailbox."""
 
     def send(self, message: OutboxMessage) -> None:
         return None
@@ -66,3 +68,31 @@ class SmtpSender:
 
 def make_email_sender(settings: MailSettings) -> DevMailbox | SmtpSender:
     return SmtpSender(settings) if settings.backend == "smtp" else DevMailbox()
+
+
+class HttpSmsSender:
+    """Posts each text message as JSON to a configurable SMS gateway (`[sms]` settings)."""
+
+    def __init__(self, settings: SmsSettings) -> None:
+        self.settings = settings
+
+    def send(self, message: OutboxMessage) -> None:
+        s = self.settings
+        body = {"to": message.recipient, "text": message.body_text}
+        if s.http_sender:
+            body["from"] = s.http_sender
+        headers = {"Accept": "application/json"}
+        if s.http_token:
+            headers["Authorization"] = f"Bearer {s.http_token}"
+        try:
+            response = requests.post(s.http_url, json=body, headers=headers,
+                                     timeout=s.http_timeout, allow_redirects=False)
+        except requests.RequestException as exc:
+            raise DeliveryError(f"{type(exc).__name__}: {exc}"[:400]) from exc
+        if not 200 <= response.status_code < 300:
+            raise DeliveryError(f"SMS gateway answered {response.status_code}: "
+                                f"{response.text[:200]}")
+
+
+def make_sms_sender(settings: SmsSettings) -> DevMailbox | HttpSmsSender:
+    return HttpSmsSender(settings) if settings.backend == "http" else DevMailbox()

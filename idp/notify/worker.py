@@ -18,7 +18,7 @@ from sqlalchemy import ColumnElement, and_, or_, update
 from idp.clock import utcnow
 from idp.db import db
 from idp.models.outbox import FAILED, QUEUED, SENDING, SENT, OutboxMessage
-from idp.notify.senders import DeliveryError, DevMailbox, make_email_sender
+from idp.notify.senders import DeliveryError, make_email_sender, make_sms_sender
 
 log = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(minutes=5)
@@ -59,8 +59,9 @@ def claim_due_messages(limit: int = 20) -> list[OutboxMessage]:
 
 def deliver_due(limit: int = 20) -> int:
     """Send what is due; returns how many were sent."""
-    settings = current_app.extensions["idp"].settings.mail
-    senders = {"email": make_email_sender(settings), "sms": DevMailbox()}
+    all_settings = current_app.extensions["idp"].settings
+    settings = all_settings.mail
+    senders = {"email": make_email_sender(settings), "sms": make_sms_sender(all_settings.sms)}
     sent = 0
     for message in claim_due_messages(limit):
         try:

@@ -15,7 +15,7 @@ from idp.oidc.server import SCOPES_SUPPORTED
 CLAIMS_SUPPORTED = [
     "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "sid",
     "name", "email", "email_verified", "phone_number", "phone_number_verified",
-    "preferred_username", "contact_id",
+    "preferred_username", "contact_id", "legacy_usernames",
 ]
 
 

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from idp.login.steps.base import Step
 from idp.login.steps.consent import ConsentStep
+from idp.login.steps.mfa_challenge import MfaChallengeStep
+from idp.login.steps.mfa_enroll import MfaEnrollStep
+from idp.login.steps.migrate_legacy import MigrateLegacyStep
 from idp.login.steps.password import PasswordStep
+from idp.login.steps.set_password import SetPasswordStep
+from idp.login.steps.verify_email import VerifyEmailStep
 
-STEPS: list[Step] = [PasswordStep(), ConsentStep()]
+# Legacy usernames move to an email (migrate_legacy, verify_email, set_password) right
+# after the password step: later steps see the person's real account.
+STEPS: list[Step] = [PasswordStep(), MigrateLegacyStep(), VerifyEmailStep(), SetPasswordStep(),
+                     MfaEnrollStep(), MfaChallengeStep(), ConsentStep()]
 
 
 def next_step(state: object) -> Step | None:

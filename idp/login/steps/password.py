@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -10,6 +11,8 @@ from flask import current_app
 
 from idp.clock import utcnow
 from idp.db import db
+from idp.legacy.accounts import accepts_legacy_usernames
+from idp.legacy.signin import check_legacy_password, pad_failed_attempt
 from idp.login.steps.base import Step
 from idp.login.transaction import LoginState
 from idp.models import IdpSession, User
@@ -60,9 +63,13 @@ class PasswordStep(Step):
         email = context.pop("email", None)
         if email is None:
             email = state.params.get("login_hint", "")
-        return self.template(state, email=email, policy=state.client.policy, **context)
+        # Portals with legacy accounts also take their old usernames here (issue 4).
+        legacy = accepts_legacy_usernames(state.client.portal)
+        return self.template(state, email=email, policy=state.client.policy,
+                             legacy_usernames=legacy, **context)
 
     def submit(self, state: LoginState, form: Any) -> str | None:
+        started = time.perf_counter()
         email = normalise_email(form.get("email", ""))[:MAX_FIELD]
         password = normalise_password(form.get("password", "")[:MAX_FIELD])
         idp = current_app.extensions["idp"]
@@ -70,9 +77,15 @@ class PasswordStep(Step):
         # Verify even for unknown emails: same response, same time (no enumeration).
         valid = idp.passwords.verify(user.password_hash if user else None, password)
         if user is None or not valid or not user.is_active:
-            return self.render(state, email=email, error=WRONG_CREDENTIALS,
-                               keep_signed_in=form.get("keep_signed_in") == "yes")
-        if idp.passwords.needs_rehash(user.password_hash):
+            # Not an email account: a legacy username of the portal, maybe (idp.legacy).
+            typed = form.get("password", "")[:MAX_FIELD]  # old systems hashed it as typed
+            legacy = check_legacy_password(state.client.portal, email, typed)
+            if legacy.user is None:
+                pad_failed_attempt(state.client.portal, started)
+                return self.render(state, email=email, error=legacy.message or WRONG_CREDENTIALS,
+                                   keep_signed_in=form.get("keep_signed_in") == "yes")
+            user = legacy.user
+        elif idp.passwords.needs_rehash(user.password_hash):
             user.password_hash = idp.passwords.hash(password)
         state.tx.user_id = user.id
         state.tx.authenticated_at = utcnow()

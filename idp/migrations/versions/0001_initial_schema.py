@@ -2,14 +2,13 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 01:09:41.857229
+Create Date: 2026-11-22 01:23:24.659392
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision = '0001'
 down_revision = None
@@ -62,6 +61,12 @@ def upgrade() -> None:
     sa.Column('retired_at', sa.DateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_signing_keys')),
     sa.UniqueConstraint('kid', name=op.f('uq_signing_keys_kid'))
+    )
+    op.create_table('throttle_counters',
+    sa.Column('key_hash', sa.String(length=64), nullable=False),
+    sa.Column('failures', sa.Integer(), nullable=False),
+    sa.Column('last_failure_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('key_hash', name=op.f('pk_throttle_counters'))
     )
     op.create_table('used_assertions',
     sa.Column('jti_hash', sa.String(length=64), nullable=False),
@@ -202,6 +207,34 @@ def upgrade() -> None:
     with op.batch_alter_table('idp_sessions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_idp_sessions_user_id'), ['user_id'], unique=False)
 
+    op.create_table('legacy_accounts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('portal_id', sa.Integer(), nullable=False),
+    sa.Column('legacy_username', sa.String(length=200), nullable=False),
+    sa.Column('username_key', sa.String(length=200), nullable=False),
+    sa.Column('email', sa.String(length=320), nullable=True),
+    sa.Column('name', sa.String(length=200), nullable=True),
+    sa.Column('phone', sa.String(length=40), nullable=True),
+    sa.Column('contact_id', sa.String(length=100), nullable=True),
+    sa.Column('password_hash', sa.String(length=512), nullable=True),
+    sa.Column('password_scheme', sa.String(length=40), nullable=True),
+    sa.Column('salt', sa.String(length=255), nullable=True),
+    sa.Column('password_source', sa.String(length=64), nullable=True),
+    sa.Column('user_id', sa.Integer(), nullable=True),
+    sa.Column('migrated_at', sa.DateTime(), nullable=True),
+    sa.Column('outcome', sa.String(length=10), nullable=True),
+    sa.Column('retired_at', sa.DateTime(), nullable=True),
+    sa.Column('imported_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_legacy_accounts_portal_id_portals')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_legacy_accounts_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_legacy_accounts')),
+    sa.UniqueConstraint('portal_id', 'username_key', name=op.f('uq_legacy_accounts_portal_id'))
+    )
+    with op.batch_alter_table('legacy_accounts', schema=None) as batch_op:
+        batch_op.create_index('ix_legacy_accounts_portal_email', ['portal_id', 'email'], unique=False)
+        batch_op.create_index(batch_op.f('ix_legacy_accounts_user_id'), ['user_id'], unique=False)
+
     op.create_table('login_transactions',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('browser_id', sa.String(length=64), nullable=False),
@@ -219,6 +252,70 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_login_transactions_user_id_users')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_login_transactions'))
     )
+    op.create_table('mfa_methods',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('label', sa.String(length=200), nullable=True),
+    sa.Column('destination', sa.String(length=320), nullable=True),
+    sa.Column('secret_encrypted', sa.Text(), nullable=True),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('counter', sa.Integer(), nullable=True),
+    sa.Column('failed_attempts', sa.Integer(), nullable=False),
+    sa.Column('last_failed_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('confirmed_at', sa.DateTime(), nullable=True),
+    sa.Column('last_used_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_mfa_methods_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_mfa_methods'))
+    )
+    with op.batch_alter_table('mfa_methods', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mfa_methods_user_id'), ['user_id'], unique=False)
+
+    op.create_table('mfa_recovery_codes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('code_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('used_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_mfa_recovery_codes_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_mfa_recovery_codes')),
+    sa.UniqueConstraint('code_hash', name=op.f('uq_mfa_recovery_codes_code_hash'))
+    )
+    with op.batch_alter_table('mfa_recovery_codes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mfa_recovery_codes_user_id'), ['user_id'], unique=False)
+
+    op.create_table('mfa_skips',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('portal_id', sa.Integer(), nullable=True),
+    sa.Column('login_transaction_id', sa.String(length=64), nullable=False),
+    sa.Column('skipped_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['portal_id'], ['portals.id'], name=op.f('fk_mfa_skips_portal_id_portals')),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_mfa_skips_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_mfa_skips'))
+    )
+    with op.batch_alter_table('mfa_skips', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mfa_skips_login_transaction_id'), ['login_transaction_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_mfa_skips_user_id'), ['user_id'], unique=False)
+
+    op.create_table('mfa_trusted_devices',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('device_hash', sa.String(length=64), nullable=False),
+    sa.Column('user_agent', sa.String(length=300), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=False),
+    sa.Column('last_used_at', sa.DateTime(), nullable=True),
+    sa.Column('revoked_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_mfa_trusted_devices_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_mfa_trusted_devices')),
+    sa.UniqueConstraint('device_hash', 'user_id', name=op.f('uq_mfa_trusted_devices_device_hash'))
+    )
+    with op.batch_alter_table('mfa_trusted_devices', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mfa_trusted_devices_device_hash'), ['device_hash'], unique=False)
+        batch_op.create_index(batch_op.f('ix_mfa_trusted_devices_user_id'), ['user_id'], unique=False)
+
     op.create_table('invitations',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('portal_id', sa.Integer(), nullable=False),
@@ -241,6 +338,37 @@ def upgrade() -> None:
     with op.batch_alter_table('invitations', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_invitations_email'), ['email'], unique=False)
         batch_op.create_index(batch_op.f('ix_invitations_portal_id'), ['portal_id'], unique=False)
+
+    op.create_table('legacy_migrations',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('tx_id', sa.String(length=64), nullable=False),
+    sa.Column('legacy_account_id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=320), nullable=True),
+    sa.Column('code_hash', sa.String(length=64), nullable=True),
+    sa.Column('code_expires_at', sa.DateTime(), nullable=True),
+    sa.Column('codes_sent', sa.Integer(), nullable=False),
+    sa.Column('failed_attempts', sa.Integer(), nullable=False),
+    sa.Column('verified_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['legacy_account_id'], ['legacy_accounts.id'], name=op.f('fk_legacy_migrations_legacy_account_id_legacy_accounts')),
+    sa.ForeignKeyConstraint(['tx_id'], ['login_transactions.id'], name=op.f('fk_legacy_migrations_tx_id_login_transactions'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_legacy_migrations')),
+    sa.UniqueConstraint('tx_id', name=op.f('uq_legacy_migrations_tx_id'))
+    )
+    op.create_table('mfa_codes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('method_id', sa.Integer(), nullable=False),
+    sa.Column('destination', sa.String(length=320), nullable=False),
+    sa.Column('code_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=False),
+    sa.Column('used_at', sa.DateTime(), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['method_id'], ['mfa_methods.id'], name=op.f('fk_mfa_codes_method_id_mfa_methods')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_mfa_codes'))
+    )
+    with op.batch_alter_table('mfa_codes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_mfa_codes_method_id'), ['method_id'], unique=False)
 
     op.create_table('session_clients',
     sa.Column('session_id', sa.String(length=64), nullable=False),
@@ -294,12 +422,40 @@ def downgrade() -> None:
 
     op.drop_table('tokens')
     op.drop_table('session_clients')
+    with op.batch_alter_table('mfa_codes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mfa_codes_method_id'))
+
+    op.drop_table('mfa_codes')
+    op.drop_table('legacy_migrations')
     with op.batch_alter_table('invitations', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_invitations_portal_id'))
         batch_op.drop_index(batch_op.f('ix_invitations_email'))
 
     op.drop_table('invitations')
+    with op.batch_alter_table('mfa_trusted_devices', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mfa_trusted_devices_user_id'))
+        batch_op.drop_index(batch_op.f('ix_mfa_trusted_devices_device_hash'))
+
+    op.drop_table('mfa_trusted_devices')
+    with op.batch_alter_table('mfa_skips', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mfa_skips_user_id'))
+        batch_op.drop_index(batch_op.f('ix_mfa_skips_login_transaction_id'))
+
+    op.drop_table('mfa_skips')
+    with op.batch_alter_table('mfa_recovery_codes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mfa_recovery_codes_user_id'))
+
+    op.drop_table('mfa_recovery_codes')
+    with op.batch_alter_table('mfa_methods', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_mfa_methods_user_id'))
+
+    op.drop_table('mfa_methods')
     op.drop_table('login_transactions')
+    with op.batch_alter_table('legacy_accounts', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_legacy_accounts_user_id'))
+        batch_op.drop_index('ix_legacy_accounts_portal_email')
+
+    op.drop_table('legacy_accounts')
     with op.batch_alter_table('idp_sessions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_idp_sessions_user_id'))
 
@@ -326,6 +482,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_used_assertions_expires_at'))
 
     op.drop_table('used_assertions')
+    op.drop_table('throttle_counters')
     op.drop_table('signing_keys')
     op.drop_table('portals')
     with op.batch_alter_table('outbox_messages', schema=None) as batch_op:

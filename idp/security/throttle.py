@@ -1,0 +1,140 @@
+"""Brute-force throttling of every credential check, Keycloak-style.
+
+Failures are counted per key (an account, an IP address, a client); after a few free
+failures each further attempt must wait, the wait doubling up to a maximum, and a success
+resets the count. Nothing is locked for good: waits end by themselves, and counters
+forget after a quiet period. An account that reaches 100 consecutive failures (NIST
+SP 800-63B 5.2.2) refuses password attempts until its owner proves their email by a
+reset, which an attacker cannot do and the owner always can.
+
+Counters live in the database so all processes and nodes share them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from idp.clock import utcnow
+from idp.db import db
+from idp.models.throttle import ThrottleCounter
+from idp.security.secrets import hash_secret
+
+FORGET_AFTER = timedelta(hours=12)  # Keycloak's default failure reset time
+MAX_CONSECUTIVE_FAILURES = 100
+
+
+@dataclass(frozen=True)
+class Rule:
+    """`free` failures without waiting, then 2**k seconds, capped at `max_wait` seconds."""
+
+    free: int
+    max_wait: int = 900
+
+
+ACCOUNT = Rule(free=5)
+ADDRESS = Rule(free=20)
+CLIENT = Rule(free=10)
+
+
+@dataclass(frozen=True)
+class Key:
+    scope: str  # what is checked: "password", "mfa", "link", "client_secret", ...
+    kind: str  # "account", "address" or "client"
+    value: str
+    rule: Rule
+
+    @property
+    def digest(self) -> str:
+        return hash_secret(f"{self.scope}:{self.kind}:{self.value.lower()}")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    wait_seconds: int  # 0 when the attempt may go ahead
+    locked: bool = False  # 100 consecutive failures on an account
+
+    @property
+    def allowed(self) -> bool:
+        return self.wait_seconds == 0 and not self.locked
+
+
+def account_key(scope: str, account: str) -> Key:
+    return Key(scope, "account", account.strip().lower(), ACCOUNT)
+
+
+def address_key(scope: str, address: str | None) -> Key:
+    return Key(scope, "address", address or "unknown", ADDRESS)
+
+
+def client_key(scope: str, client_id: str) -> Key:
+    return Key(scope, "client", client_id, CLIENT)
+
+
+def check(*keys: Key) -> Verdict:
+    """May an attempt go ahead now? The strictest key decides."""
+    now = utcnow()
+    rows = {
+        row.key_hash: row
+        for row in db.session.scalars(
+            select(ThrottleCounter).where(ThrottleCounter.key_hash.in_([k.digest for k in keys]))
+        )
+    }
+    wait, locked = 0, False
+    for key in keys:
+        row = rows.get(key.digest)
+        if row is None or now - row.last_failure_at >= FORGET_AFTER:
+            continue
+        if key.kind == "account" and row.failures >= MAX_CONSECUTIVE_FAILURES:
+            locked = True
+        over = row.failures - key.rule.free
+        if over >= 0:
+            delay = timedelta(seconds=min(2 ** min(over, 20), key.rule.max_wait))
+            remaining = (row.last_failure_at + delay - now).total_seconds()
+            wait = max(wait, int(remaining + 0.999))
+    return Verdict(wait_seconds=max(wait, 0), locked=locked)
+
+
+def record_failure(*keys: Key) -> None:
+    """Count a failed attempt against every key (atomic increments, no read-modify-write)."""
+    now = utcnow()
+    for key in keys:
+        stale = ThrottleCounter.last_failure_at < now - FORGET_AFTER
+        db.session.execute(
+            update(ThrottleCounter).where(ThrottleCounter.key_hash == key.digest, stale)
+            .values(failures=0)
+        )
+        result = db.session.execute(
+            update(ThrottleCounter).where(ThrottleCounter.key_hash == key.digest)
+            .values(failures=ThrottleCounter.failures + 1, last_failure_at=now)
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            try:
+                with db.session.begin_nested():  # a savepoint: only this insert may fail
+                    db.session.add(ThrottleCounter(key_hash=key.digest, failures=1,
+                                                   last_failure_at=now))
+            except IntegrityError:  # another process inserted it first: count on its row
+                db.session.execute(
+                    update(ThrottleCounter).where(ThrottleCounter.key_hash == key.digest)
+                    .values(failures=ThrottleCounter.failures + 1, last_failure_at=now)
+                )
+    db.session.commit()
+
+
+def record_success(*keys: Key) -> None:
+    """A success resets the counters of these keys (an account after its password, ...)."""
+    db.session.execute(
+        delete(ThrottleCounter).where(ThrottleCounter.key_hash.in_([k.digest for k in keys]))
+    )
+    db.session.commit()
+
+
+def wait_text(seconds: int) -> str:
+    """"Try again in 2 minutes" for people."""
+    if seconds < 60:
+        return f"{seconds} second{'s' if seconds != 1 else ''}"
+    minutes = (seconds + 59) // 60
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"
