@@ -19,12 +19,6 @@ from idp.config import ConfigError
 if TYPE_CHECKING:
     from idp.models import Portal
 
-DEMO_CLIENT_ID = "demo-portal"
-DEMO_CLIENT_SECRET = "demo-portal-secret"
-DEMO_EMAIL = "demo@example.com"
-DEMO_PASSWORD = "correct horse battery staple"
-
-
 class CliError(Exception):
     """Bad input from the operator: printed as one line."""
 
@@ -40,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     init = commands.add_parser("init", help="create or upgrade the database, generate keys")
-    init.add_argument("--demo", action="store_true", help="add the demo portal, client and user")
+    init.add_argument("--demo", action="store_true", help="add the demo portals, clients and people")
     init.set_defaults(handler=cmd_init)
 
     serve = commands.add_parser("serve", help="run the development server")
@@ -542,33 +536,16 @@ def cmd_generate_encryption_key(args: argparse.Namespace) -> int:
 
 
 def _seed_demo() -> None:
-    """The demo portal, client and user of `make run` (idempotent)."""
-    from idp.clients import register_client
-    from idp.db import db
-    from idp.models import Client, Portal, User
-    from idp.portals import create_portal
-    from idp.users import create_user
+    """The demo portals, clients and people of `make run` (idempotent; see idp/demo.py)."""
+    from idp.demo import PORTALS, seed_demo
 
-    if db.session.execute(db.select(Portal).filter_by(slug="demo")).scalar_one_or_none() is None:
-        create_portal("demo", "Demo Portal")
-    if db.session.execute(db.select(User).filter_by(email=DEMO_EMAIL)).scalar_one_or_none() is None:
-        create_user(DEMO_EMAIL, DEMO_PASSWORD, "Demo Person", email_verified=True)
-    existing = db.session.execute(
-        db.select(Client).filter_by(client_id=DEMO_CLIENT_ID)
-    ).scalar_one_or_none()
-    if existing is None:
-        register_client(
-            name="Demo Portal",
-            client_id=DEMO_CLIENT_ID,
-            client_secret=DEMO_CLIENT_SECRET,
-            redirect_uris=["http://127.0.0.1:5001/callback", "http://localhost:5001/callback"],
-            post_logout_redirect_uris=["http://127.0.0.1:5001/"],
-            backchannel_logout_uri="http://127.0.0.1:5001/backchannel-logout",
-            portal_slug="demo",
-            first_party=True,
-        )
-    print(f"idp: demo user {DEMO_EMAIL} / {DEMO_PASSWORD}")
-    print(f"idp: demo client {DEMO_CLIENT_ID} / {DEMO_CLIENT_SECRET}")
+    accounts = seed_demo()
+    for portal in PORTALS:
+        print(f"idp: demo portal {portal.name} at {portal.base_url} "
+              f"(client {portal.client_id} / {portal.client_secret})")
+    for account in accounts:
+        password = f" / {account.password}" if account.password else ""
+        print(f"idp: demo account ({account.portal}) {account.login}{password}: {account.note}")
 
 
 def _redact(url: str) -> str:

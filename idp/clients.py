@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from idp import audit
 from idp.db import db
 from idp.models import Client, Portal
 from idp.models.client import AUTH_METHODS, DEFAULT_SCOPE, GRANT_TYPES
@@ -58,6 +59,7 @@ def register_client(
     jwks: dict[str, Any] | None = None,
     client_id: str | None = None,
     client_secret: str | None = None,
+    actor: str = "cli",
 ) -> NewClient:
     """Validate metadata, store the client, return it with its one-time secret."""
     if not name.strip():
@@ -110,5 +112,8 @@ def register_client(
         first_party=first_party,
     )
     db.session.add(client)
+    audit.record("client.created", actor=actor, subject=client.client_id, commit=False,
+                 portal=portal.slug if portal else None, name=client.name,
+                 auth_method=method, grant_types=grant_types)
     db.session.commit()
     return NewClient(client, secret)

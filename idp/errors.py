@@ -32,6 +32,13 @@ class TransactionExpired(PageError):
     title = "This sign-in has expired"
 
 
+class TooManyAttempts(PageError):
+    """A credential check is throttled (brute-force protection)."""
+
+    status_code = 429
+    title = "Too many attempts"
+
+
 class NotFound(PageError):
     status_code = 404
     title = "Page not found"

@@ -48,7 +48,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from markupsafe import Markup, escape
 from sqlalchemy.orm import selectinload
 
-from idp import contacts
+from idp import audit, contacts
 from idp.account.completion import AFTER_PASSWORD_SET
 from idp.account.links import AFTER_LINK_OPENED, build_link, link_url, supersede_links
 from idp.clock import utcnow
@@ -105,6 +105,8 @@ def send_invitation(
                  _clean(contact_external_id, "contact_id", MAX_CONTACT_ID), text, user,
                  existing=_pending_invitation(portal, address))
     [invitation] = _deliver(portal, [send])
+    audit.record("invitation.sent", actor="cli", subject=address, portal=portal.slug,
+                 commit=False)
     db.session.commit()
     return invitation
 
@@ -122,6 +124,8 @@ def resend_invitation(invitation: Invitation, message: str | None = None) -> Inv
     _deliver(invitation.portal, [_Send(invitation.email, invitation.name,
                                        invitation.contact_external_id, text, user,
                                        existing=invitation)])
+    audit.record("invitation.resent", actor="cli", subject=invitation.email,
+                 portal=invitation.portal.slug, commit=False)
     db.session.commit()
     return invitation
 
@@ -442,6 +446,8 @@ def accept_invitation(link: ActionLink, user: User) -> None:
         return
     invitation.accepted_at = utcnow()
     invitation.user_id = user.id
+    audit.record("invitation.accepted", actor=f"user:{user.sub}", subject=user.email,
+                 portal=invitation.portal.slug, commit=False)
     if invitation.opened_at is None:
         invitation.opened_at = link.opened_at or invitation.accepted_at
     if not user.name and invitation.name:

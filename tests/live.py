@@ -21,11 +21,16 @@ class _Deferred:
 
 
 @contextmanager
-def serve(build: Callable[[str], Callable[..., Any]]) -> Iterator[str]:
-    """Bind a free port, build the app with its base URL, serve until the block ends."""
+def serve(build: Callable[[str], Callable[..., Any]],
+          host_name: str = "127.0.0.1") -> Iterator[str]:
+    """Bind a free port, build the app with its base URL, serve until the block ends.
+
+    `host_name` names the server in its URL ("localhost" for WebAuthn, which refuses IP
+    addresses); it listens on 127.0.0.1 either way.
+    """
     deferred = _Deferred()
     server = make_server("127.0.0.1", 0, deferred, threaded=True)
-    base_url = f"http://127.0.0.1:{server.server_port}"
+    base_url = f"http://{host_name}:{server.server_port}"
     deferred.app = build(base_url)
     # shutdown() waits for the loop's next poll: 0.5 s by default, paid by every live test.
     thread = threading.Thread(

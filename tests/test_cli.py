@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 
 from idp.app import create_app
-from idp.cli import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, DEMO_EMAIL, DEMO_PASSWORD
 from idp.config import SecuritySettings, load_settings
 from idp.db import db
+from idp.demo import DEMO_EMAIL, DEMO_PASSWORD, LEGACY_PASSWORD, LEGACY_USERNAME, PORTALS
 from idp.security.encryption import generate_encryption_key
 from idp.security.passwords import PasswordHashing
 
@@ -115,22 +116,50 @@ def test_init_creates_the_database_and_signing_keys_and_is_idempotent(fresh_inst
     assert query(fresh_instance, "SELECT version_num FROM alembic_version") == version
 
 
-def test_init_demo_adds_the_demo_portal_user_and_client_once(instance):
+DEMO_TABLES = {
+    "portals": "slug, name, logo_url, primary_color, home_url, policy",
+    "clients": "client_id, client_secret_hash, redirect_uris, post_logout_redirect_uris, "
+               "backchannel_logout_uri, portal_id, first_party",
+    "users": "sub, email, password_hash, email_verified",
+    "contacts": "portal_id, external_id, email, name, user_id",
+    "legacy_accounts": "portal_id, legacy_username, email, contact_id, password_hash",
+    "invitations": "portal_id, email, contact_external_id",
+    "outbox_messages": "recipient, subject",
+}
+
+
+def demo_rows(instance: Path) -> dict[str, list[tuple[Any, ...]]]:
+    return {table: query(instance, f"SELECT {columns} FROM {table} ORDER BY 1, 2")
+            for table, columns in DEMO_TABLES.items()}
+
+
+def test_init_demo_seeds_the_walkthrough_once(instance):
     first = idp(instance, "init", "--demo")
     assert_ok(first)
-    assert DEMO_EMAIL in first.stdout and DEMO_CLIENT_ID in first.stdout
+    for portal in PORTALS:
+        assert f"client {portal.client_id} / {portal.client_secret}" in first.stdout
+    assert f"{DEMO_EMAIL} / {DEMO_PASSWORD}" in first.stdout
+    assert f"{LEGACY_USERNAME} / {LEGACY_PASSWORD}" in first.stdout
+    seeded = demo_rows(instance)
     assert_ok(idp(instance, "init", "--demo"))
+    assert demo_rows(instance) == seeded  # idempotent: nothing changes the second time
 
     users = query(instance, "SELECT password_hash, email_verified FROM users WHERE email = ?",
                   DEMO_EMAIL)
     assert len(users) == 1 and users[0][1] == 1
     hashing = PasswordHashing(SecuritySettings(argon2_time_cost=1, argon2_memory_kib=1024))
     assert hashing.verify(users[0][0], DEMO_PASSWORD)
-    clients = query(instance, "SELECT client_secret_hash, redirect_uris FROM clients "
-                              "WHERE client_id = ?", DEMO_CLIENT_ID)
-    assert len(clients) == 1
-    assert clients[0][0] == hashlib.sha256(DEMO_CLIENT_SECRET.encode()).hexdigest()
-    assert query(instance, "SELECT count(*) FROM portals WHERE slug = 'demo'") == [(1,)]
+    for portal in PORTALS:
+        [(secret_hash, redirect_uris, first_party)] = query(
+            instance, "SELECT client_secret_hash, redirect_uris, first_party FROM clients "
+                      "WHERE client_id = ?", portal.client_id)
+        assert secret_hash == hashlib.sha256(portal.client_secret.encode()).hexdigest()
+        assert json.loads(redirect_uris) == [f"http://127.0.0.1:{portal.port}/callback"]
+        assert first_party == 1
+    # The legacy account keeps the real bcrypt hash of its old system.
+    [(legacy_hash,)] = query(instance, "SELECT password_hash FROM legacy_accounts "
+                                       "WHERE legacy_username = ?", LEGACY_USERNAME)
+    assert bcrypt.checkpw(LEGACY_PASSWORD.encode(), legacy_hash.encode())
 
 
 # -- clients --------------------------------------------------------------------------------

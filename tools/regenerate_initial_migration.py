@@ -7,6 +7,7 @@ Usage: .venv/bin/python tools/regenerate_initial_migration.py
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,6 +23,19 @@ VERSION = Path(__file__).resolve().parent.parent / "idp/migrations/versions/0001
 
 def main() -> None:
     VERSION.unlink(missing_ok=True)
+    # Later hand-written revisions (e.g. 0002's triggers) step aside while 0001 is rebuilt.
+    later = [p for p in VERSION.parent.glob("0*.py") if p != VERSION]
+    parked = Path(tempfile.mkdtemp())
+    for path in later:
+        shutil.move(str(path), parked / path.name)
+    try:
+        _generate()
+    finally:
+        for path in later:
+            shutil.move(str(parked / path.name), path)
+
+
+def _generate() -> None:
     with tempfile.TemporaryDirectory() as instance:
         settings = load_settings(path="", environ={},
                                  overrides={"server": {"instance_path": instance}})

@@ -1,4 +1,4 @@
-"""Self-service pages around the sign-in: set a password from a link, reset, register."""
+"""Self-service pages: set a password from a link, reset, register, and /account (MFA)."""
 
 from __future__ import annotations
 
@@ -6,4 +6,10 @@ from flask import Blueprint
 
 bp = Blueprint("account", __name__)
 
-from idp.account import branding, register, reset, set_password  # noqa: E402,F401  (routes)
+from idp.account import (  # noqa: E402,F401  (routes)
+    branding,
+    manage,
+    register,
+    reset,
+    set_password,
+)

@@ -12,14 +12,17 @@ from urllib.parse import urlencode
 from flask import redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
+from idp import audit
 from idp.account.links import void_links_of
 from idp.clock import utcnow
 from idp.db import db
 from idp.login.sessions import end_sessions_of, establish_session
 from idp.login.transaction import acr_for
+from idp.mfa.trusted import revoke_trusted_devices
 from idp.models import ActionLink, User
 from idp.oidc import tokens
 from idp.policy import LoginPolicy
+from idp.security import throttle
 
 AFTER_PASSWORD_SET: dict[str, Callable[[ActionLink, User], None]] = {}
 
@@ -30,8 +33,12 @@ def set_new_password(user: User, password_hash: str) -> None:
     user.password_changed_at = utcnow()
     void_links_of(user)
     end_sessions_of(user)
-    # After a reset (often a compromise) even offline_access tokens must not survive.
+    # After a reset (often a compromise) even offline_access tokens must not survive,
+    # nor the trust of browsers that skip MFA (whoever knew the password may have one).
     tokens.revoke_user_tokens(user.id)
+    revoke_trusted_devices(user)
+    throttle.record_success(throttle.account_key("password", user.email))
+    audit.record("password.changed", actor=f"user:{user.sub}", subject=user.email, commit=False)
     db.session.commit()
 
 

@@ -10,12 +10,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import current_app
+from flask import current_app, has_request_context, request
 from sqlalchemy import update
 
 from idp.clock import utcnow
 from idp.db import db
+from idp.errors import TooManyAttempts
 from idp.models import ActionLink, Portal, User
+from idp.security import throttle
 from idp.security.secrets import generate_secret, hash_secret
 
 PURPOSES = ("reset", "invitation", "register")
@@ -80,13 +82,27 @@ def link_url(endpoint: str, token: str) -> str:
 
 
 def find_link(token: str, purposes: tuple[str, ...] = PURPOSES) -> ActionLink | None:
-    """The link for `token` in any state (the page explains used/expired/superseded)."""
-    if not token or len(token) > 200:
+    """The link for `token` in any state (the page explains used/expired/superseded).
+
+    Guessing is throttled per address: links are 256-bit random, but a flood of wrong
+    tokens is an attack and is slowed down like any other credential check.
+    """
+    key = throttle.address_key("link", request.remote_addr if has_request_context() else None)
+    verdict = throttle.check(key)
+    if not verdict.allowed:
+        raise TooManyAttempts(
+            f"Too many invalid links were tried from your network. Please wait "
+            f"{throttle.wait_text(verdict.wait_seconds)} and try again."
+        )
+    link = None
+    if token and len(token) <= 200:
+        link = db.session.execute(
+            db.select(ActionLink).filter_by(token_hash=hash_secret(token))
+        ).scalar_one_or_none()
+    if link is None or link.purpose not in purposes:
+        throttle.record_failure(key)
         return None
-    link = db.session.execute(
-        db.select(ActionLink).filter_by(token_hash=hash_secret(token))
-    ).scalar_one_or_none()
-    return link if link is not None and link.purpose in purposes else None
+    return link
 
 
 def mark_opened(link: ActionLink) -> None:

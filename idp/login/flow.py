@@ -23,7 +23,7 @@ from idp.login.transaction import (
     acr_for,
     open_transaction,
 )
-from idp.mfa.trusted import amr_with_trust
+from idp.mfa.trusted import amr_with_trust, current_trust
 from idp.models import Client, IdpSession, LoginTransaction
 from idp.oidc.id_tokens import InvalidIdTokenHint, read_id_token_hint
 from idp.oidc.responses import authorization_response, response_mode_of
@@ -108,6 +108,10 @@ def finish(state: LoginState) -> Response:
     record = settle_session(state)
     # A browser the person trusts after MFA counts as the second factor (idp.mfa.trusted).
     amr = amr_with_trust(user, state.amr)
+    trust = current_trust(user) if "mfa" in amr else None
+    if trust is not None:
+        # Its refresh tokens may outlive the session for the trust period (idp.oidc.tokens).
+        record.trusted_device_id = trust.id
     request = _stored_request(state)
     request.login = LoginContext(  # type: ignore[attr-defined]
         session_id=record.id, auth_time=state.auth_time, acr=acr_for(amr), amr=amr

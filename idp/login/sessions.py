@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from flask import has_request_context, session
 
+from idp import audit
 from idp.clock import utcnow
 from idp.db import db
 from idp.models import IdpSession, User
@@ -78,6 +79,8 @@ def end_idp_session(record: IdpSession) -> None:
     if record.ended_at is None:
         record.ended_at = utcnow()
         tokens.revoke_session_tokens(record.id)
+        audit.record("session.ended", actor=f"user:{record.user.sub}", subject=record.user.email,
+                     commit=False)
         db.session.commit()
         notify_clients(record)
     # Also called outside a browser request (CLI, admin actions): no cookie to clear then.

@@ -62,7 +62,9 @@ def load_transaction(tx_id: str) -> LoginTransaction:
 
 def acr_for(amr: list[str]) -> str:
     """The `acr` value earned by the authentication methods `amr` (RFC 8176 values)."""
-    if "hwk" in amr:
+    # A passkey or security key (hwk, or swk for a synced passkey): the browser binds its
+    # signature to the IdP's origin, so a look-alike site cannot relay it (idp.mfa.passkeys).
+    if "hwk" in amr or "swk" in amr:
         return ACR_PHISHING_RESISTANT
     if "mfa" in amr:
         return ACR_MFA

@@ -14,8 +14,8 @@ from idp.models import User
 from idp.policy import LoginPolicy
 
 
-def record_second_factor(state: LoginState, kind: str | None) -> None:
-    """Add the method's `amr` value and "mfa" to this sign-in (RFC 8176).
+def record_second_factor(state: LoginState, kind: str | None, value: str | None = None) -> None:
+    """Add the method's `amr` value (or `value`: a passkey's hwk/swk) and "mfa" (RFC 8176).
 
     Without a password in this transaction the browser's session is stepped up: its
     person and methods carry over, and no password is asked again. `auth_time` becomes
@@ -23,7 +23,8 @@ def record_second_factor(state: LoginState, kind: str | None) -> None:
     """
     user = state.user
     assert user is not None
-    value = KINDS[kind].amr if kind in KINDS else None
+    if value is None:
+        value = KINDS[kind].amr if kind in KINDS else None
     earned = [v for v in state.amr if v != "mfa"]
     amr = list(dict.fromkeys([*earned, *([value] if value else []), "mfa"]))
     tx = state.tx
@@ -33,6 +34,21 @@ def record_second_factor(state: LoginState, kind: str | None) -> None:
     tx.amr = amr
     tx.authenticated_at = utcnow()
     # A session already settled for this transaction is settled again with the new facts.
+    tx.session_id = None
+    db.session.commit()
+
+
+def record_passkey_sign_in(state: LoginState, user: User, value: str, keep: bool) -> None:
+    """Sign in with a passkey instead of email and password: two factors at once.
+
+    The passkey verified the person (PIN or biometric, required here) and proved
+    possession of the key: `amr` is its hwk/swk and "mfa" (RFC 8176), no "pwd".
+    """
+    tx = state.tx
+    tx.user_id = user.id
+    tx.authenticated_at = utcnow()
+    tx.amr = [value, "mfa"]
+    tx.keep_signed_in = keep
     tx.session_id = None
     db.session.commit()
 

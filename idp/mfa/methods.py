@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from idp.clock import utcnow
 from idp.db import db
+from idp.mfa.relying_party import passkeys_supported
 from idp.models import MfaCode, MfaMethod, User
 from idp.policy import LoginPolicy
 
@@ -28,7 +29,7 @@ class MethodKind:
     restricted: bool = False
     #: strong enough to stand beside a restricted one (not restricted, not email)
     strong: bool = False
-    #: built: WebAuthn is specified (issue 5) but comes later
+    #: built and usable on this server (see `kind_available`)
     available: bool = True
 
 
@@ -36,7 +37,8 @@ KINDS: dict[str, MethodKind] = {
     kind.name: kind
     for kind in (
         MethodKind("totp", "Authenticator app", "otp", strong=True),
-        MethodKind("webauthn", "Passkey or security key", "hwk", strong=True, available=False),
+        # amr "hwk" or "swk" by the credential (idp.mfa.passkeys.amr_of)
+        MethodKind("webauthn", "Passkey or security key", "hwk", strong=True),
         MethodKind("email", "Email", "mail"),
         MethodKind("sms", "Text message", "sms", restricted=True),
     )
@@ -50,13 +52,22 @@ THROTTLE_AFTER = 10
 THROTTLE_MAX = timedelta(minutes=15)
 
 
+def kind_available(kind: str) -> bool:
+    """This server can enrol and challenge `kind` now (passkeys need a domain as issuer)."""
+    if kind not in KINDS or not KINDS[kind].available:
+        return False
+    if kind == "webauthn":
+        return passkeys_supported()
+    return True
+
+
 def offered_kinds(policy: LoginPolicy) -> list[str]:
     """The kinds a person may enrol at this portal, strongest first.
 
     A restricted kind (SMS) is offered only beside a strong one (NIST SP 800-63B 5.1.3.3:
     "at least one alternate authenticator that is not RESTRICTED").
     """
-    kinds = [k for k in ORDER if k in policy.mfa_methods and KINDS[k].available]
+    kinds = [k for k in ORDER if k in policy.mfa_methods and kind_available(k)]
     if not any(KINDS[k].strong for k in kinds):
         kinds = [k for k in kinds if not KINDS[k].restricted]
     return kinds
@@ -77,7 +88,7 @@ def confirmed_methods(user: User) -> list[MfaMethod]:
 
 def usable_methods(user: User) -> list[MfaMethod]:
     """Confirmed methods this server can challenge with now."""
-    return [m for m in confirmed_methods(user) if m.kind in KINDS and KINDS[m.kind].available]
+    return [m for m in confirmed_methods(user) if kind_available(m.kind)]
 
 
 def allowed_methods(user: User, policy: LoginPolicy) -> list[MfaMethod]:

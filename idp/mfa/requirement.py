@@ -8,7 +8,7 @@ from typing import Any
 from idp.clock import utcnow
 from idp.db import db
 from idp.login.transaction import ACR_MFA, ACR_PHISHING_RESISTANT, LoginState
-from idp.models import MfaSkip, User
+from idp.models import AuthorizationCode, Client, Contact, LegacyAccount, MfaSkip, Portal, User
 from idp.policy import LoginPolicy
 
 # acr values a second factor answers (phishing-resistant needs passkeys: until they exist,
@@ -89,3 +89,21 @@ def record_skip(state: LoginState, user: User) -> None:
     db.session.add(MfaSkip(user_id=user.id, portal_id=portal.id if portal else None,
                            login_transaction_id=state.tx.id))
     db.session.commit()
+
+
+def portals_of(user: User) -> list[Portal]:
+    """The portals a person belongs to: signed in to, linked as a contact, or imported."""
+    signed_in = db.select(Client.portal_id).where(
+        Client.client_id.in_(db.select(AuthorizationCode.client_id)
+                             .where(AuthorizationCode.user_id == user.id)))
+    contact = db.select(Contact.portal_id).where(Contact.user_id == user.id)
+    legacy = db.select(LegacyAccount.portal_id).where(LegacyAccount.user_id == user.id)
+    return list(db.session.scalars(
+        db.select(Portal).where(Portal.id.in_(signed_in.union(contact, legacy)))
+        .order_by(Portal.name)
+    ).all())
+
+
+def mfa_required_for(user: User) -> bool:
+    """A portal of the person requires MFA now: their last method must stay."""
+    return any(portal_requires_mfa(portal.policy) for portal in portals_of(user))

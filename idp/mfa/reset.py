@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from idp.db import db
+from idp.login.sessions import end_sessions_of
 from idp.mfa.methods import MfaError, delete_method
 from idp.mfa.trusted import revoke_trusted_devices
 from idp.models import MfaMethod, RecoveryCode, User
@@ -16,7 +17,8 @@ log = logging.getLogger("idp.mfa")
 
 
 def reset_mfa(user: User, reason: str, actor: str = "admin") -> None:
-    """Remove every method, recovery code and trusted browser of `user`, and tell them.
+    """Remove every method, recovery code and trusted browser of `user`, end their sessions,
+    and tell them.
 
     `reason` is required (why support did it: it goes to the log, not to the person).
     """
@@ -29,6 +31,8 @@ def reset_mfa(user: User, reason: str, actor: str = "admin") -> None:
     db.session.execute(db.delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     db.session.commit()
     revoked = revoke_trusted_devices(user)
+    # Whoever holds the lost phone may be signed in: every session (and its tokens) ends.
+    end_sessions_of(user)
     emailed = bool(EMAIL_PATTERN.match(user.email))
     if emailed:
         queue_email(user.email, "mfa_reset", name=user.name)

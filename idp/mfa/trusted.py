@@ -113,3 +113,32 @@ def revoke_trusted_devices(user: User) -> int:
         row.revoked_at = utcnow()
     db.session.commit()
     return len(rows)
+
+
+def revoke_trusted_device(user: User, device_id: object) -> bool:
+    """End one trust of `user` (the account page's "Revoke"); False if there is none."""
+    try:
+        number = int(str(device_id))
+    except ValueError:
+        return False
+    row = db.session.get(TrustedDevice, number)
+    if row is None or row.user_id != user.id or not row.is_current():
+        return False
+    row.revoked_at = utcnow()
+    db.session.commit()
+    return True
+
+
+def current_trust(user: User) -> TrustedDevice | None:
+    """This browser's current trust by `user`, if any."""
+    device = _device_id()
+    if device is None:
+        return None
+    row = _trust_of(device, user)
+    return row if row is not None and row.is_current() else None
+
+
+def is_this_browser(row: TrustedDevice) -> bool:
+    """The trust `row` is this browser's (to mark it on the account page)."""
+    device = _device_id()
+    return device is not None and row.device_hash == hash_secret(device)

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from idp.models.audit import AuditEvent
 from idp.models.client import Client
 from idp.models.contact import Contact
 from idp.models.invitation import Invitation
 from idp.models.keys import SigningKey
 from idp.models.legacy import LegacyAccount, LegacyMigration
 from idp.models.links import ActionLink
-from idp.models.mfa import MfaCode, MfaMethod, MfaSkip, RecoveryCode, TrustedDevice
+from idp.models.mfa import (
+    MfaCode,
+    MfaMethod,
+    MfaSkip,
+    RecoveryCode,
+    TrustedDevice,
+    WebAuthnChallenge,
+)
 from idp.models.oauth import AuthorizationCode, Consent, Token, UsedAssertion
 from idp.models.outbox import OutboxMessage
 from idp.models.portal import Portal
@@ -17,6 +25,7 @@ from idp.models.throttle import ThrottleCounter
 from idp.models.user import User
 
 __all__ = [
+    "AuditEvent",
     "ActionLink",
     "Contact",
     "Invitation",
@@ -40,4 +49,5 @@ __all__ = [
     "TrustedDevice",
     "UsedAssertion",
     "User",
+    "WebAuthnChallenge",
 ]

@@ -4,7 +4,8 @@ A method's kind is one of `idp.policy.MFA_METHODS` ("totp", "email", "sms", "web
 One table holds every kind: the columns are what all kinds share, and what only one kind
 needs goes in `data` (public) or `secret_encrypted` (encrypted with the Encryptor). A
 WebAuthn credential fits as a row with `kind="webauthn"`, its credential id, public key and
-transports in `data`, and its signature counter in `counter`.
+transports in `data`, and its signature counter in `counter`; the challenges of WebAuthn
+ceremonies are rows of `WebAuthnChallenge` (single use, bound to a sign-in or a browser).
 """
 
 from __future__ import annotations
@@ -121,3 +122,26 @@ class MfaSkip(db.Model):  # type: ignore[name-defined]
     # finished transactions can be purged without losing the count.
     login_transaction_id: Mapped[str] = mapped_column(String(64), index=True)
     skipped_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebAuthnChallenge(db.Model):  # type: ignore[name-defined]
+    """The random challenge of one WebAuthn ceremony: single use, short-lived, bound.
+
+    A ceremony of a sign-in is bound to its login transaction (itself bound to the browser);
+    one of the account page to the browser and the person. The browser returns the
+    challenge inside the signed clientDataJSON, which is how the row is found again.
+    """
+
+    __tablename__ = "webauthn_challenges"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # base64url, as it appears in clientDataJSON
+    challenge: Mapped[str] = mapped_column(String(128), unique=True)
+    # "register", "second_factor" or "sign_in" (a passkey instead of the password)
+    purpose: Mapped[str] = mapped_column(String(20))
+    login_transaction_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    browser_id: Mapped[str | None] = mapped_column(String(64))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

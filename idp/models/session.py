@@ -32,6 +32,11 @@ class IdpSession(db.Model):  # type: ignore[name-defined]
     idle_timeout_minutes: Mapped[int | None]
     persistent: Mapped[bool] = mapped_column(default=False)
     ended_at: Mapped[datetime | None]
+    # The browser's "Trust this browser" at its last sign-in with MFA: while that trust is
+    # current, the refresh tokens of this session outlive it (idp.oidc.tokens).
+    trusted_device_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mfa_trusted_devices.id"), index=True
+    )
 
     user: Mapped[User] = relationship()
 

@@ -128,8 +128,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
             _refuse_reused_refresh_token(row)
         if row.is_revoked() or row.is_refresh_expired():
             return None
-        if not tokens.outlives_session(row) and not tokens.session_is_live(row):
-            return None  # without offline_access, a refresh token ends with its session
+        if not tokens.outlives_session(row) and not tokens.session_is_live(row) \
+                and not tokens.kept_by_trusted_browser(row):
+            # Without offline_access a refresh token ends with its session, unless the
+            # sign-in passed MFA on a browser trusted for a period (tokens.py has the rule).
+            return None
         return row
 
     def authenticate_user(self, refresh_token: Token) -> User | None:

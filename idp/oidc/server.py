@@ -17,6 +17,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import UserInfoEndpoint
 from flask import Flask, current_app
 
+from idp import audit
 from idp.clock import to_epoch
 from idp.db import db
 from idp.models import Client, Token, User
@@ -68,6 +69,8 @@ class TokenRevocation(RevocationEndpoint):
     def revoke_token(self, token: Token, request: OAuth2Request) -> None:
         # RFC 7009 2.1: revoking a refresh token also invalidates the tokens of its grant.
         tokens.revoke_family(token.family_id)
+        audit.record("token.revoked", actor=f"client:{token.client_id}", commit=False,
+                     subject=token.user.sub if token.user else None, client_id=token.client_id)
         db.session.commit()
 
 

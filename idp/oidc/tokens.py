@@ -15,7 +15,14 @@ from sqlalchemy import or_, update
 
 from idp.clock import utcnow
 from idp.db import db
-from idp.models import AuthorizationCode, Client, IdpSession, SessionClient, Token
+from idp.models import (
+    AuthorizationCode,
+    Client,
+    IdpSession,
+    SessionClient,
+    Token,
+    TrustedDevice,
+)
 from idp.security.secrets import generate_secret, hash_secret
 
 
@@ -121,6 +128,27 @@ def outlives_session(row: Token) -> bool:
 def session_is_live(row: Token) -> bool:
     record = db.session.get(IdpSession, row.session_id) if row.session_id else None
     return record is not None and record.is_current()
+
+
+def kept_by_trusted_browser(row: Token) -> bool:
+    """A sign-in that passed MFA on a browser the person trusts keeps its tokens alive.
+
+    The rule (the seed's mobile-app complaint: "if you just close the app, the trust
+    period you chose will be honored"): when the sign-in passed MFA (`amr` has "mfa") and
+    the browser was trusted ("Trust this browser" for N days, recorded on the session by
+    `idp.login.flow.finish`), its refresh tokens outlive the browser session's idle
+    timeout and maximum while that trust is current: at most N days from the choice, and
+    never past the refresh token's own lifetime. Signing out still ends them (the session
+    ends and revokes them), and so do revoking the trust, an MFA reset and a password
+    change (which revoke trusts).
+    """
+    if row.session_id is None or "mfa" not in (row.amr or []):
+        return False
+    record = db.session.get(IdpSession, row.session_id)
+    if record is None or record.ended_at is not None or record.trusted_device_id is None:
+        return False
+    trust = db.session.get(TrustedDevice, record.trusted_device_id)
+    return trust is not None and trust.user_id == row.user_id and trust.is_current()
 
 
 def claim_authorization_code(code: AuthorizationCode) -> bool:

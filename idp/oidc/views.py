@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 from idp.errors import InvalidRequest
 from idp.login import flow
 from idp.login.sessions import current_session
+from idp.oidc.client_throttle import throttled_client_auth
 from idp.oidc.server import authorization_server
 from idp.security.csrf import check_csrf
 
@@ -52,6 +53,7 @@ def authorize() -> Response:
 
 
 @bp.post("/token")
+@throttled_client_auth
 def token() -> Response:
     return authorization_server.create_token_response()  # type: ignore[no-any-return]
 
@@ -62,11 +64,13 @@ def userinfo() -> Response:
 
 
 @bp.post("/revoke")
+@throttled_client_auth
 def revoke() -> Response:
     return authorization_server.create_endpoint_response("revocation")  # type: ignore[no-any-return]
 
 
 @bp.post("/introspect")
+@throttled_client_auth
 def introspect() -> Response:
     return authorization_server.create_endpoint_response(  # type: ignore[no-any-return]
         "introspection"

@@ -190,8 +190,15 @@ class LiveIdP:
 
 
 @pytest.fixture
+def idp_host_name() -> str:
+    """The host name in the live IdP's URL (override: "localhost" for passkeys)."""
+    return "127.0.0.1"
+
+
+@pytest.fixture
 def live_idp(
-    tmp_path: Path, template_database: Path, settings_overrides: dict[str, dict[str, Any]]
+    tmp_path: Path, template_database: Path, settings_overrides: dict[str, dict[str, Any]],
+    idp_host_name: str,
 ) -> Iterator[LiveIdP]:
     """The IdP on a copy of the migrated database, a live server on 127.0.0.1.
 
@@ -208,7 +215,7 @@ def live_idp(
         built["app"] = create_app(make_settings(instance, **{**sections, "server": server}))
         return built["app"]
 
-    with serve(build) as url:
+    with serve(build, idp_host_name) as url:
         yield LiveIdP(url, built["app"])
     with built["app"].app_context():
         db.session.remove()

@@ -14,9 +14,10 @@ from typing import Any
 from authlib.oidc.core.errors import InteractionRequiredError
 from flask import request
 
+from idp.legacy.accounts import is_placeholder
 from idp.login.steps.base import Step
 from idp.login.transaction import LoginState
-from idp.mfa import codes, totp
+from idp.mfa import codes, passkeys, totp
 from idp.mfa.completion import apply_trust_choice, brand_name, record_second_factor, trust_periods
 from idp.mfa.methods import (
     KINDS,
@@ -42,6 +43,10 @@ def _user(state: LoginState) -> User:
     return user
 
 
+def _binding(state: LoginState) -> passkeys.Binding:
+    return passkeys.Binding(login_transaction_id=state.tx.id)
+
+
 class MfaChallengeStep(Step):
     name = "mfa_challenge"
     authenticates = True
@@ -49,8 +54,8 @@ class MfaChallengeStep(Step):
 
     def is_needed(self, state: LoginState) -> bool:
         user = state.user
-        if user is None or mfa_done(state) or not mfa_required(state):
-            return False
+        if user is None or is_placeholder(user) or mfa_done(state) or not mfa_required(state):
+            return False  # a legacy placeholder has no methods: see `mfa_enroll`
         if not allowed_methods(user, state.client.policy):
             return False  # nothing to ask for: `mfa_enroll` sets one up first
         return not browser_is_trusted(user)
@@ -62,7 +67,8 @@ class MfaChallengeStep(Step):
         methods = allowed_methods(user, state.client.policy)
         if request.args.get("choose") == "1" and "method" not in context:
             return self.template(state, mode="choose", methods=[
-                (m, method_label(m), codes.mask_destination(m)) for m in methods
+                (m, method_label(m), KINDS[m.kind].label if m.kind == "webauthn"
+                 else codes.mask_destination(m)) for m in methods
             ], **context)
         selected = context.pop("method", None) or request.args.get("method")
         if selected == RECOVERY:
@@ -82,6 +88,10 @@ class MfaChallengeStep(Step):
 
     def _page(self, state: LoginState, method: MfaMethod | None, methods: list[MfaMethod],
               **context: Any) -> str:
+        if method is not None and method.kind == "webauthn":
+            # Any of the person's passkeys will do; the browser offers those it can use.
+            context["options"] = passkeys.options_attribute(passkeys.authentication_options(
+                passkeys.SECOND_FACTOR, _binding(state), _user(state)))
         destination = ""
         if method is not None and method.kind in ("email", "sms"):
             latest = codes.latest_code(method)
@@ -118,6 +128,15 @@ class MfaChallengeStep(Step):
             return self._page(state, method, methods, notice="We sent a new code.")
         if throttle_wait(method) is not None:
             return self._page(state, method, methods, error=codes.CodeCheck.THROTTLED.value)
+        if method.kind == "webauthn":
+            try:
+                used = passkeys.verify_assertion(form.get("credential", ""),
+                                                 passkeys.SECOND_FACTOR, _binding(state), user)
+            except MfaError as exc:
+                return self._page(state, method, methods, error=str(exc))
+            record_second_factor(state, "webauthn", used.amr)
+            apply_trust_choice(user, form, state.client.policy)
+            return None
         if method.kind == "totp":
             if not totp.verify_totp(method, entered):
                 return self._page(state, method, methods, error="That code didn't work. Enter "

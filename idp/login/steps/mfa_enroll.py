@@ -1,8 +1,9 @@
 """The `mfa_enroll` step: set up a second factor when it is required, or offered before the
 portal's date (skippable `mfa_skips_allowed` times, counted per person).
 
-Methods: "Authenticator app" (QR code and the secret as text), "Email" and "Text message"
-(SMS only beside a stronger method, with a notice of its risk). First-time setup may
+Methods: "Authenticator app" (QR code and the secret as text), "Passkey or security key"
+(WebAuthn, named by the person), "Email" and "Text message" (SMS only beside a stronger
+method, with a notice of its risk). First-time setup may
 correct the address or number the codes go to: the code itself proves it. Success passes
 MFA for this sign-in, may trust the browser, and shows 10 recovery codes once.
 """
@@ -15,9 +16,10 @@ from authlib.oidc.core.errors import InteractionRequiredError
 from flask import request, url_for
 
 from idp.db import db
+from idp.legacy.accounts import is_placeholder
 from idp.login.steps.base import Step
 from idp.login.transaction import LoginState
-from idp.mfa import codes, totp
+from idp.mfa import codes, passkeys, totp
 from idp.mfa.completion import (
     apply_trust_choice,
     brand_name,
@@ -57,6 +59,11 @@ def _user(state: LoginState) -> User:
     return user
 
 
+def _binding(state: LoginState) -> passkeys.Binding:
+    """A passkey ceremony of this sign-in is bound to its transaction."""
+    return passkeys.Binding(login_transaction_id=state.tx.id)
+
+
 class MfaEnrollStep(Step):
     name = "mfa_enroll"
     authenticates = True
@@ -64,7 +71,9 @@ class MfaEnrollStep(Step):
 
     def is_needed(self, state: LoginState) -> bool:
         user = state.user
-        if user is None or allowed_methods(user, state.client.policy):
+        # A legacy placeholder (a username not yet moved to an email) has no address to
+        # send codes to and is not a lasting account: MFA starts once it has migrated.
+        if user is None or is_placeholder(user) or allowed_methods(user, state.client.policy):
             return False
         if enrolment_mandatory(state, user):
             return True
@@ -84,6 +93,8 @@ class MfaEnrollStep(Step):
             kind = kinds[0]
         if kind == "totp":
             return self._totp(state, user, **context)
+        if kind == "webauthn":
+            return self._passkey(state, user, **context)
         pending = pending_method(user, kind)
         changing = context.pop("change", False) or request.args.get("change") == "1"
         if pending is not None and codes.latest_code(pending) is not None and not changing:
@@ -109,6 +120,14 @@ class MfaEnrollStep(Step):
         return self._page(
             state, "totp", method=method, secret=totp.grouped(secret), otpauth_uri=uri,
             qr_code=totp.qr_code_data_uri(uri), periods=trust_periods(state.client.policy),
+            several=len(offered_kinds(state.client.policy)) > 1, **context,
+        )
+
+    def _passkey(self, state: LoginState, user: User, **context: Any) -> str:
+        options = passkeys.registration_options(user, _binding(state))
+        return self._page(
+            state, "webauthn", options=passkeys.options_attribute(options),
+            periods=trust_periods(state.client.policy),
             several=len(offered_kinds(state.client.policy)) > 1, **context,
         )
 
@@ -190,7 +209,23 @@ class MfaEnrollStep(Step):
                                       error=str(exc))
         return self._code_form(state, pending)
 
+    def _verify_passkey(self, state: LoginState, user: User, form: Any) -> str | None:
+        label = form.get("label", "")[:MAX_FIELD]
+        try:
+            method = passkeys.register_credential(user, form.get("credential", ""), label,
+                                                  _binding(state))
+        except MfaError as exc:
+            return self._passkey(state, user, error=str(exc), label=label)
+        record_second_factor(state, "webauthn", passkeys.amr_of(method))
+        apply_trust_choice(user, form, state.client.policy)
+        recovery_codes = generate_recovery_codes(user)
+        return self._page(state, "done", method_name="passkey", passkey=True,
+                          recovery_codes=recovery_codes,
+                          continue_url=url_for("login.interaction", tx_id=state.tx.id))
+
     def _verify(self, state: LoginState, user: User, kind: str, form: Any) -> str | None:
+        if kind == "webauthn":
+            return self._verify_passkey(state, user, form)
         code = form.get("code", "")[:MAX_FIELD]
         pending = pending_method(user, kind)
         if pending is None:

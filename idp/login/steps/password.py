@@ -7,17 +7,20 @@ from datetime import timedelta
 from typing import Any
 
 from authlib.oidc.core.errors import LoginRequiredError
-from flask import current_app
+from flask import current_app, request
 
+from idp import audit
 from idp.clock import utcnow
 from idp.db import db
 from idp.legacy.accounts import accepts_legacy_usernames
 from idp.legacy.signin import check_legacy_password, pad_failed_attempt
 from idp.login.steps.base import Step
 from idp.login.transaction import LoginState
+from idp.mfa import passkey_sign_in
 from idp.models import IdpSession, User
 from idp.models.user import normalise_email
 from idp.policy import LoginPolicy
+from idp.security import throttle
 from idp.security.password_policy import normalise_password
 
 WRONG_CREDENTIALS = "That email and password don't match an account. Check both and try again."
@@ -35,6 +38,14 @@ def outlives_policy(record: IdpSession, policy: LoginPolicy) -> bool:
     else:
         limit = timedelta(hours=policy.session_max_hours)
     return utcnow() - record.auth_time >= limit
+
+
+def throttled_message(verdict: throttle.Verdict) -> str:
+    if verdict.locked:
+        return ("For your security, signing in with a password is paused after too many "
+                "failed attempts. Choose a new password with “Password not working?”.")
+    return (f"Too many attempts. For your security, please wait "
+            f"{throttle.wait_text(verdict.wait_seconds)} and try again.")
 
 
 class PasswordStep(Step):
@@ -66,11 +77,24 @@ class PasswordStep(Step):
         # Portals with legacy accounts also take their old usernames here (issue 4).
         legacy = accepts_legacy_usernames(state.client.portal)
         return self.template(state, email=email, policy=state.client.policy,
-                             legacy_usernames=legacy, **context)
+                             legacy_usernames=legacy, **passkey_sign_in.page_context(state),
+                             **context)
 
     def submit(self, state: LoginState, form: Any) -> str | None:
+        if form.get("credential"):  # "Sign in with a passkey" instead of the password
+            problem = passkey_sign_in.sign_in_with_passkey(state, form)
+            return None if problem is None else self.render(
+                state, error=problem, keep_signed_in=form.get("keep_signed_in") == "yes")
         started = time.perf_counter()
         email = normalise_email(form.get("email", ""))[:MAX_FIELD]
+        keep = form.get("keep_signed_in") == "yes"
+        # Throttled per typed identifier (known or not: no enumeration) and per address.
+        keys = (throttle.account_key("password", email),
+                throttle.address_key("password", request.remote_addr))
+        verdict = throttle.check(*keys)
+        if not verdict.allowed:
+            return self.render(state, email=email, error=throttled_message(verdict),
+                               keep_signed_in=keep)
         password = normalise_password(form.get("password", "")[:MAX_FIELD])
         idp = current_app.extensions["idp"]
         user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
@@ -81,15 +105,21 @@ class PasswordStep(Step):
             typed = form.get("password", "")[:MAX_FIELD]  # old systems hashed it as typed
             legacy = check_legacy_password(state.client.portal, email, typed)
             if legacy.user is None:
+                throttle.record_failure(*keys)
+                audit.record("signin.failure", actor="anonymous", subject=email,
+                             client_id=state.client.client_id, reason="wrong_credentials")
                 pad_failed_attempt(state.client.portal, started)
                 return self.render(state, email=email, error=legacy.message or WRONG_CREDENTIALS,
-                                   keep_signed_in=form.get("keep_signed_in") == "yes")
+                                   keep_signed_in=keep)
             user = legacy.user
         elif idp.passwords.needs_rehash(user.password_hash):
             user.password_hash = idp.passwords.hash(password)
-        state.tx.user_id = user.id
+        throttle.record_success(keys[0])  # the address keeps its count: one good account
+        audit.record("signin.password", actor=f"user:{user.sub}", subject=user.email,
+                     client_id=state.client.client_id, commit=False)
+        state.tx.user_id = user.id        # must not clear an attacker's other failures
         state.tx.authenticated_at = utcnow()
         state.tx.amr = ["pwd"]
-        state.tx.keep_signed_in = form.get("keep_signed_in") == "yes"
+        state.tx.keep_signed_in = keep
         db.session.commit()
         return None
