@@ -20,4 +20,5 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-db = SQLAlchemy(model_class=Base)
+# Objects stay readable after commit without a reload query each (requests are short-lived).
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
