@@ -26,16 +26,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, render_template, request, session, url_for
+from flask import current_app, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from idp.account import bp
 from idp.account.completion import set_new_password, sign_in_after_link
+from idp.account.context import portal_named, sign_in_context
 from idp.account.links import find_link, issue_link, link_url, mark_opened, redeem_link
 from idp.contacts import create_contact_for, link_contact, match_contact
 from idp.db import db
-from idp.login.transaction import BROWSER_KEY
-from idp.models import ActionLink, Client, Contact, LoginTransaction, Portal, User
+from idp.models import ActionLink, Client, Contact, Portal, User
 from idp.models.user import normalise_email
 from idp.notify.outbox import queue_email, render_email
 from idp.security.csrf import check_csrf
@@ -47,23 +47,6 @@ MAX_NAME = 200
 PURPOSE = "register"
 
 
-def _sign_in_context(tx_id: str | None) -> tuple[Client | None, dict[str, Any] | None]:
-    """The client and authorization request of this browser's own open sign-in."""
-    if not tx_id or len(tx_id) > 64:
-        return None, None
-    tx = db.session.get(LoginTransaction, tx_id)
-    if tx is None or tx.browser_id != session.get(BROWSER_KEY) or tx.completed_at is not None:
-        return None, None
-    client = db.session.execute(
-        db.select(Client).filter_by(client_id=tx.client_id)
-    ).scalar_one_or_none()
-    return client, dict(tx.params)
-
-
-def _portal_named(slug: str | None) -> Portal | None:
-    if not slug or len(slug) > 64:
-        return None
-    return db.session.execute(db.select(Portal).filter_by(slug=slug)).scalar_one_or_none()
 
 
 def registration_open(portal: Portal | None) -> bool:
@@ -83,10 +66,10 @@ def _lifetime_text(days: int) -> str:
 @bp.route("/register", methods=["GET", "POST"])
 def register() -> Response | str | tuple[str, int]:
     tx_id = request.values.get("tx") or None
-    client, return_params = _sign_in_context(tx_id)
+    client, return_params = sign_in_context(tx_id)
     if client is None:
         tx_id = None
-    portal = client.portal if client is not None else _portal_named(request.values.get("portal"))
+    portal = client.portal if client is not None else portal_named(request.values.get("portal"))
     if portal is None or not registration_open(portal):
         return _unavailable(client, portal)
     context = {"client": client, "portal": portal, "tx_id": tx_id}

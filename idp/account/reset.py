@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import render_template, request, session
+from flask import render_template, request
 from werkzeug.wrappers import Response
 
 from idp.account import bp
+from idp.account.context import portal_named, sign_in_context
 from idp.account.links import issue_link, link_url
 from idp.db import db
 from idp.legacy.accounts import accepts_legacy_usernames, is_placeholder
 from idp.legacy.reset import send_legacy_reset
-from idp.login.transaction import BROWSER_KEY
-from idp.models import Client, LoginTransaction, Portal, User
+from idp.models import Portal, User
 from idp.models.user import normalise_email
 from idp.notify.outbox import queue_email, render_email
 from idp.policy import LoginPolicy
@@ -26,24 +26,6 @@ from idp.security.csrf import check_csrf
 MAX_EMAIL = 320
 
 
-def _transaction_context(tx_id: str | None) -> tuple[Client | None, dict[str, Any] | None]:
-    """The client and authorization request of this browser's own open transaction."""
-    if not tx_id:
-        return None, None
-    tx = db.session.get(LoginTransaction, tx_id)
-    if tx is None or tx.browser_id != session.get(BROWSER_KEY) or tx.completed_at is not None:
-        return None, None
-    client = db.session.execute(
-        db.select(Client).filter_by(client_id=tx.client_id)
-    ).scalar_one_or_none()
-    return client, dict(tx.params)
-
-
-def _portal_named(slug: str | None) -> Portal | None:
-    """The portal a direct link names (`/reset?portal=SLUG`): its branding, policy, home page."""
-    if not slug or len(slug) > 64:
-        return None
-    return db.session.execute(db.select(Portal).filter_by(slug=slug)).scalar_one_or_none()
 
 
 def lifetime_text(days: int) -> str:
@@ -65,10 +47,10 @@ def send_reset_email(user: User, portal: Portal | None,
 @bp.route("/reset", methods=["GET", "POST"])
 def reset() -> Response | str:
     tx_id = request.values.get("tx")
-    client, return_params = _transaction_context(tx_id)
+    client, return_params = sign_in_context(tx_id)
     # From a sign-in the client's portal applies; a portal linking here directly names
     # itself, so that the link's lifetime and the landing page after it are the portal's.
-    portal = client.portal if client is not None else _portal_named(request.values.get("portal"))
+    portal = client.portal if client is not None else portal_named(request.values.get("portal"))
     # Portals with legacy accounts also take a legacy username here (issue 4).
     legacy = accepts_legacy_usernames(portal)
     if request.method == "GET":
