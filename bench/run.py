@@ -103,7 +103,8 @@ def seed_users(database: str, count: int, password_hash: str, start: int = 0) ->
 
 
 def start_server(config: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "IDP_CONFIG": str(config)}
+    # WARNING: no JSON line per request on the terminal (production logs them at INFO).
+    env = {**os.environ, "IDP_CONFIG": str(config), "IDP_SERVER__LOG_LEVEL": "WARNING"}
     process = subprocess.Popen(
         [str(Path(sys.executable).parent / "gunicorn"), "-w", str(workers), "-b",
          f"127.0.0.1:{port}", "--log-level", "warning", "wsgi:app"],

@@ -145,7 +145,11 @@ h2 { font-size: 1.15rem; margin: 0 0 .5rem; }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .35rem .5rem; border-bottom: 1px solid #e1e5eb;
          vertical-align: top; overflow-wrap: anywhere; }
-th { width: 11rem; font-weight: 600; }
+th { width: 1%; white-space: nowrap; font-weight: 600; }
+@media (max-width: 30rem) {
+  th, td { display: block; width: auto; }
+  th { border-bottom: 0; padding-bottom: 0; }
+}
 code, pre { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: .9rem; }
 pre { background: #f3f5f8; padding: .75rem; overflow: auto; }
 .button, button { display: inline-block; background: var(--brand); color: #fff; border: 0;
@@ -191,7 +195,9 @@ footer a { color: inherit; }
     <tbody>
     {% for name in shown_claims %}
       <tr><th scope="row">{{ name }}</th>
-          <td data-claim="{{ name }}">{% if name in signin.claims %}{{ signin.claims[name] | join(", ") if signin.claims[name] is sequence and signin.claims[name] is not string else signin.claims[name] }}{% else %}<span class="muted">(not sent)</span>{% endif %}</td></tr>
+          <td data-claim="{{ name }}">
+            {%- if name in signin.claims %}{{ claim_text(signin.claims[name]) }}
+            {%- else %}<span class="muted">(not sent)</span>{% endif %}</td></tr>
     {% endfor %}
     </tbody>
   </table>
@@ -205,7 +211,9 @@ footer a { color: inherit; }
 <footer>
   Demo portal: a relying party of the Portal IdP at <a href="{{ issuer }}">{{ issuer }}</a>.
   {% if neighbours %}Other demo portals:
-  {% for name, url in neighbours %}<a href="{{ url }}">{{ name }}</a>{{ ", " if not loop.last }}{% endfor %}.{% endif %}
+  {% for name, url in neighbours -%}
+    <a href="{{ url }}">{{ name }}</a>{{ ", " if not loop.last }}
+  {%- endfor %}.{% endif %}
 </footer>
 </body>
 </html>
@@ -282,6 +290,7 @@ def create_portal_app(brand: Brand, settings: PortalSettings,
             "issuer": settings.issuer,
             "neighbours": settings.neighbours,
             "shown_claims": SHOWN_CLAIMS,
+            "claim_text": claim_text,
             "claims_json": json.dumps(signin.claims, indent=2, sort_keys=True) if signin else "",
         }
 
@@ -368,6 +377,11 @@ def check_logout_token(token: str, settings: PortalSettings, jwks_uri: str) -> d
     if "nonce" in claims:
         raise ValueError("nonce: forbidden in a logout token")
     return claims
+
+
+def claim_text(value: Any) -> str:
+    """A claim's value as the page shows it: lists joined by commas."""
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def signin_required(view: Callable[..., Any]) -> Callable[..., Any]:

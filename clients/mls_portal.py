@@ -34,7 +34,8 @@ HOME = """{% extends "layout.html" %}
   <p><a class="button" href="{{ url_for('searches') }}">Open your saved searches</a></p>
   {% else %}
   <p>Sign in to see the searches your agent saved for you.</p>
-  <p><a class="button" href="{{ url_for('login', next=url_for('searches')) }}">Sign in to see saved searches</a></p>
+  <p><a class="button" href="{{ url_for('login', next=url_for('searches')) }}">Sign in to see
+    saved searches</a></p>
   {% endif %}
 </section>
 <section class="card">
@@ -53,7 +54,9 @@ SEARCHES = """{% extends "layout.html" %}
 <section class="card" aria-labelledby="searches-heading">
   <h2 id="searches-heading">Searches of {{ signin.display_name }}</h2>
   <ul class="items">
-  {% for title, detail in searches %}<li><strong>{{ title }}</strong><br><span class="muted">{{ detail }}</span></li>{% endfor %}
+  {% for title, detail in searches %}
+    <li><strong>{{ title }}</strong><br><span class="muted">{{ detail }}</span></li>
+  {% endfor %}
   </ul>
 </section>
 {% endblock %}

@@ -11,8 +11,10 @@ from flask import Flask, render_template
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
+from idp import ops
 from idp.config import Settings, load_settings
 from idp.db import db
 from idp.errors import PageError
@@ -70,9 +72,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         keys=KeyStore(encryptor, publish_window),
     )
     db.init_app(app)
+    ops.init_app(app)  # first: the request id exists before any other hook logs
     _register_blueprints(app)
     _register_handlers(app)
     app.jinja_env.globals["csrf_token"] = csrf_token
+    hops = settings.server.trusted_proxy_hops
+    if hops:
+        # Behind a TLS-terminating proxy: the client's address (rate limits, logs) and the
+        # https scheme come from X-Forwarded-For/-Proto, trusted for exactly `hops` proxies.
+        # The host is not taken from headers: URLs are built from the configured issuer.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     return app
 
 

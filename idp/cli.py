@@ -15,6 +15,7 @@ from flask import Flask
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from idp.config import ConfigError
+from idp.ops.logs import configure_logging
 
 if TYPE_CHECKING:
     from idp.models import Portal
@@ -34,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     init = commands.add_parser("init", help="create or upgrade the database, generate keys")
-    init.add_argument("--demo", action="store_true", help="add the demo portals, clients and people")
+    init.add_argument("--demo", action="store_true",
+                      help="add the demo portals, clients and people")
     init.set_defaults(handler=cmd_init)
 
     serve = commands.add_parser("serve", help="run the development server")
@@ -117,6 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     rotate = key_commands.add_parser("rotate", help="add new signing keys; old ones stay published")
     rotate.add_argument("--alg", choices=["RS256", "ES256"], action="append", dest="algs")
     rotate.set_defaults(handler=cmd_keys_rotate)
+    rotate_encryption = key_commands.add_parser(
+        "rotate-encryption",
+        help="re-encrypt stored secrets under the first of security.encryption_keys",
+    )
+    rotate_encryption.set_defaults(handler=cmd_keys_rotate_encryption)
     gen = key_commands.add_parser("generate-encryption-key",
                                   help="print a new key for security.encryption_keys")
     gen.set_defaults(handler=cmd_generate_encryption_key, needs_app=False)
@@ -228,6 +235,7 @@ def cmd_serve(args: argparse.Namespace, app: Flask) -> int:
     host = args.host or settings.server.host
     port = args.port or settings.server.port
     print(f"idp: serving {settings.server.issuer} on http://{host}:{port} (Ctrl-C stops)")
+    configure_logging(settings)
     if settings.is_development:
         from idp.notify.worker import start_background_worker
 
@@ -247,6 +255,7 @@ def cmd_worker(args: argparse.Namespace, app: Flask) -> int:
         print(f"idp: sent {deliver_due(limit=1000)} message(s)")
         return 0
     print("idp: outbox worker running (Ctrl-C stops)")
+    configure_logging(app.extensions["idp"].settings)
     try:
         run_worker(app)
     except KeyboardInterrupt:
@@ -517,6 +526,19 @@ def cmd_invitations_resend(args: argparse.Namespace, app: Flask) -> int:
     resend_invitation(invitation)
     print(f"idp: invitation to {portal.slug} resent to {invitation.email} (new link; the "
           "previous one no longer works)")
+    return 0
+
+
+def cmd_keys_rotate_encryption(args: argparse.Namespace, app: Flask) -> int:
+    from idp.security.key_rotation import reencrypt_stored_secrets
+
+    keys = app.extensions["idp"].settings.security.encryption_keys
+    report = reencrypt_stored_secrets(app.extensions["idp"].encryptor)
+    print(f"idp: re-encrypted {report.reencrypted} stored secret(s) under the first "
+          f"encryption key; {report.current} already were")
+    if len(keys) > 1:
+        print("idp: the other keys decrypt nothing now: remove them from "
+              "security.encryption_keys and deploy")
     return 0
 
 

@@ -29,6 +29,9 @@ class ServerSettings:
     instance_path: str = "instance"
     host: str = "127.0.0.1"
     port: int = 5000
+    trusted_proxy_hops: int = 0
+    log_format: str = "json"
+    log_level: str = "INFO"
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,7 @@ class SecuritySettings:
     argon2_time_cost: int = 2
     argon2_memory_kib: int = 19456
     argon2_parallelism: int = 1
+    throttle_redis_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -118,16 +122,32 @@ def load_settings(
     environ: typing.Mapping[str, str] | None = None,
     overrides: dict[str, dict[str, Any]] | None = None,
 ) -> Settings:
-    """Read the TOML file (IDP_CONFIG when `path` is None), apply env and explicit overrides."""
+    """Read the TOML file (IDP_CONFIG when `path` is None), apply env and explicit overrides.
+
+    `IDP_<SECTION>__<KEY>_FILE=/path` reads the key's value from a file (Docker and
+    Kubernetes secrets), e.g. IDP_SERVER__SECRET_KEY_FILE; lists take one item a line.
+    """
     environ = os.environ if environ is None else environ
     raw: dict[str, dict[str, Any]] = {}
     path = path if path is not None else environ.get("IDP_CONFIG")
     if path:
         raw = _read_toml(Path(path))
+    from_files: dict[tuple[str, str], str] = {}
     for key, value in environ.items():
         if key.startswith(ENV_PREFIX) and "__" in key:
             section, _, name = key[len(ENV_PREFIX):].lower().partition("__")
+            if name.endswith("_file") and _is_setting(section, name[:-5]) \
+                    and not _is_setting(section, name):
+                name = name[:-5]
+                from_files[section, name] = key
+                value = _read_secret_file(key, value)
+                if typing.get_origin(typing.get_type_hints(SECTIONS[section])[name]) is tuple:
+                    value = ",".join(value.splitlines())  # one list item a line
             raw.setdefault(section, {})[name] = _EnvValue(value)
+    for section, name in from_files:
+        plain = f"{ENV_PREFIX}{section.upper()}__{name.upper()}"
+        if plain in environ:
+            raise ConfigError(f"{section}.{name}: set by both {plain} and {plain}_FILE")
     for section, values in (overrides or {}).items():
         raw.setdefault(section, {}).update(values)
     settings = _build(raw)
@@ -137,6 +157,21 @@ def load_settings(
 
 class _EnvValue(str):
     """A raw string from the environment, converted to the field's type on build."""
+
+
+def _is_setting(section: str, name: str) -> bool:
+    cls = SECTIONS.get(section)
+    return cls is not None and name in typing.get_type_hints(cls)
+
+
+def _read_secret_file(variable: str, path: str) -> str:
+    """The file's text without surrounding whitespace (the trailing newline of `echo`)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise ConfigError(f"{variable}: cannot read {path}: {reason}") from None
+    return text.strip()
 
 
 def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
@@ -247,6 +282,16 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("security.argon2_memory_kib: at least 8 KiB per unit of parallelism")
     if not 1 <= settings.server.port <= 65535:
         raise ConfigError("server.port: must be between 1 and 65535")
+    if not 0 <= settings.server.trusted_proxy_hops <= 10:
+        raise ConfigError("server.trusted_proxy_hops: must be between 0 and 10")
+    if settings.server.log_format not in ("json", "text"):
+        raise ConfigError("server.log_format: must be 'json' or 'text'")
+    if settings.server.log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError("server.log_level: must be DEBUG, INFO, WARNING or ERROR")
+    redis_url = urlsplit(sec.throttle_redis_url)
+    if sec.throttle_redis_url and redis_url.scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError("security.throttle_redis_url: must be a redis://, rediss:// or "
+                          "unix:// URL (empty: counters in the database)")
     _validate_mail(settings.mail)
     _validate_sms(settings.sms)
 

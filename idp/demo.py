@@ -1,8 +1,9 @@
 """The demo of `make run` (`idp init --demo`): three portals, their clients and people.
 
 Everything the newcomer's walk-through (README) needs, made idempotently: running it again
-changes nothing, and keeps what people did in the demo (a migrated legacy account stays
-migrated, a chosen password stays chosen).
+changes nothing it made, and keeps what people did in the demo (a migrated legacy account
+stays migrated, a chosen password stays chosen); the demo portals' branding, policy and
+client URIs are set back to the demo's.
 
 - **Lakeside MLS** (:5001), a real-estate consumer portal: MFA required and usernames moved
   to emails, both from dates in the past so the demo shows them; one legacy account with an
@@ -158,21 +159,22 @@ def seed_portal(spec: DemoPortal, base_url: str) -> Portal:
         "home_url": f"{base_url}/login",
         **spec.policy,
     })
-    uris = {
-        "redirect_uris": [f"{base_url}/callback"],
-        "post_logout_redirect_uris": [f"{base_url}/signed-out"],
-        "backchannel_logout_uri": f"{base_url}/backchannel-logout",
-    }
+    redirect_uris = [f"{base_url}/callback"]
+    post_logout_redirect_uris = [f"{base_url}/signed-out"]
+    backchannel_logout_uri = f"{base_url}/backchannel-logout"
     client = db.session.execute(
         db.select(Client).filter_by(client_id=spec.client_id)
     ).scalar_one_or_none()
     if client is None:
         register_client(name=spec.name, client_id=spec.client_id,
                         client_secret=spec.client_secret, portal_slug=spec.slug,
-                        first_party=True, **uris)
+                        first_party=True, redirect_uris=redirect_uris,
+                        post_logout_redirect_uris=post_logout_redirect_uris,
+                        backchannel_logout_uri=backchannel_logout_uri)
     else:
-        for key, value in uris.items():
-            setattr(client, key, value)
+        client.redirect_uris = redirect_uris
+        client.post_logout_redirect_uris = post_logout_redirect_uris
+        client.backchannel_logout_uri = backchannel_logout_uri
         client.portal_id = portal.id
         db.session.commit()
     return portal

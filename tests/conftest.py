@@ -1,8 +1,11 @@
-"""Fixtures: an app on a migrated SQLite copy, the `http` test client, a movable clock."""
+"""Fixtures: an app on a migrated database copy, the `http` test client, a movable clock.
+
+The database is SQLite unless IDP_TEST_DATABASE_URL names a PostgreSQL server
+(tests/databases.py explains how each test gets a clean database quickly).
+"""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,7 @@ from idp.clock import clock as idp_clock
 from idp.config import Settings, load_settings
 from idp.security.encryption import generate_encryption_key
 from idp.storage import initialise
+from tests.databases import TemplateDatabase, registry
 from tests.factories import make_client, make_user  # noqa: F401  (re-exported for tests)
 
 ENCRYPTION_KEY = generate_encryption_key()
@@ -34,20 +38,40 @@ def make_settings(instance: Path, **sections: dict[str, Any]) -> Settings:
     }
     for name, values in sections.items():
         overrides.setdefault(name, {}).update(values)
+    if "url" not in overrides.get("database", {}):
+        url = registry.url_for(instance)  # PostgreSQL: the instance's own database
+        if url is not None:
+            overrides.setdefault("database", {})["url"] = url
     return load_settings(path="", environ={}, overrides=overrides)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _test_databases() -> Iterator[None]:
+    """Drop the session's PostgreSQL databases at the end."""
+    yield
+    registry.close()
+
+
+@pytest.fixture(autouse=True)
+def _databases_of_the_test() -> Iterator[None]:
+    """Forget the test's instance databases when it ends (PostgreSQL: drop the extra ones)."""
+    yield
+    registry.end_test()
+
+
 @pytest.fixture(scope="session")
-def template_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Migrate once to head (with signing keys); each test gets a copy."""
+def template_database(tmp_path_factory: pytest.TempPathFactory) -> TemplateDatabase:
+    """Migrate once to head (with signing keys); each test gets a copy (`copy_to`)."""
     instance = tmp_path_factory.mktemp("template")
+    registry.start_template(instance)
     application = create_app(make_settings(instance))
     initialise(application)
     with application.app_context():
         from idp.db import db
 
         db.engine.dispose()  # closing the last connection checkpoints the WAL into the file
-    return instance / "idp.sqlite3"
+    registry.finish_template(instance)
+    return TemplateDatabase(instance / "idp.sqlite3", registry)
 
 
 @pytest.fixture
@@ -58,11 +82,12 @@ def settings_overrides() -> dict[str, dict[str, Any]]:
 
 @pytest.fixture
 def app(
-    tmp_path: Path, template_database: Path, settings_overrides: dict[str, dict[str, Any]]
+    tmp_path: Path,
+    template_database: TemplateDatabase,
+    settings_overrides: dict[str, dict[str, Any]],
 ) -> Iterator[Flask]:
     instance = tmp_path / "instance"
-    instance.mkdir()
-    shutil.copy(template_database, instance / "idp.sqlite3")
+    template_database.copy_to(instance)
     application = create_app(make_settings(instance, **settings_overrides))
     application.config["TESTING"] = True
     with application.app_context():

@@ -204,6 +204,12 @@ INVALID_FILES = [
     ("security.argon2_parallelism", "[security]\nargon2_parallelism = 0"),
     ("security.argon2_memory_kib",
      "[security]\nargon2_memory_kib = 8\nargon2_parallelism = 2"),
+    # operations
+    ("server.trusted_proxy_hops", "[server]\ntrusted_proxy_hops = -1"),
+    ("server.trusted_proxy_hops", "[server]\ntrusted_proxy_hops = 11"),
+    ("server.log_format", '[server]\nlog_format = "xml"'),
+    ("server.log_level", '[server]\nlog_level = "LOUD"'),
+    ("security.throttle_redis_url", '[security]\nthrottle_redis_url = "http://cache:6379"'),
 ]
 
 
@@ -298,3 +304,52 @@ def test_settings_are_frozen():
     settings = Settings()
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.server.port = 1  # type: ignore[misc]
+
+
+# -- secrets from files (IDP_<SECTION>__<KEY>_FILE) ------------------------------------------
+
+
+def test_a_secret_can_come_from_a_file_named_by_a_FILE_variable(tmp_path):
+    (tmp_path / "secret_key").write_text("from-a-file\n", encoding="utf-8")
+    (tmp_path / "smtp_password").write_text("  mail-pass  \n", encoding="utf-8")
+    settings = load(tmp_path, env={
+        "IDP_SERVER__SECRET_KEY_FILE": str(tmp_path / "secret_key"),
+        "IDP_MAIL__SMTP_PASSWORD_FILE": str(tmp_path / "smtp_password"),
+    })
+    assert settings.server.secret_key == "from-a-file"
+    assert settings.mail.smtp_password == "mail-pass"
+
+
+def test_a_list_from_a_file_takes_one_item_a_line(tmp_path):
+    new, old = generate_encryption_key(), generate_encryption_key()
+    (tmp_path / "keys").write_text(f"{new}\n{old}\n", encoding="utf-8")
+    settings = load(tmp_path, env={"IDP_SECURITY__ENCRYPTION_KEYS_FILE": str(tmp_path / "keys")})
+    assert settings.security.encryption_keys == (new, old)
+
+
+def test_a_FILE_variable_overrides_the_config_file(tmp_path):
+    (tmp_path / "secret_key").write_text("from-a-file", encoding="utf-8")
+    settings = load(tmp_path, '[server]\nsecret_key = "in-toml"\n',
+                    {"IDP_SERVER__SECRET_KEY_FILE": str(tmp_path / "secret_key")})
+    assert settings.server.secret_key == "from-a-file"
+
+
+def test_a_missing_secret_file_is_one_line_naming_the_variable(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, env={"IDP_SERVER__SECRET_KEY_FILE": str(tmp_path / "absent")})
+    assert_one_line_error(caught.value, "IDP_SERVER__SECRET_KEY_FILE")
+    assert str(tmp_path / "absent") in str(caught.value)
+
+
+def test_a_key_set_both_directly_and_from_a_file_is_refused(tmp_path):
+    (tmp_path / "secret_key").write_text("from-a-file", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, env={"IDP_SERVER__SECRET_KEY": "direct",
+                            "IDP_SERVER__SECRET_KEY_FILE": str(tmp_path / "secret_key")})
+    assert_one_line_error(caught.value, "server.secret_key")
+
+
+def test_a_FILE_variable_for_an_unknown_key_is_an_unknown_setting(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, env={"IDP_SERVER__NOPE_FILE": str(tmp_path)})
+    assert_one_line_error(caught.value, "server.nope_file")

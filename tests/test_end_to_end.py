@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import requests
 from idp import create_app
 from idp.db import db
 from tests.conftest import make_settings
+from tests.databases import TemplateDatabase
 from tests.factories import PASSWORD, make_client, make_user
 from tests.html_forms import parse_forms
 from tests.live import serve
@@ -18,11 +18,10 @@ from tests.relying_party import create_relying_party
 
 
 @pytest.fixture
-def live(tmp_path: Path, template_database: Path):
+def live(tmp_path: Path, template_database: TemplateDatabase):
     """An IdP and an RP, each a live server on 127.0.0.1, and a registered client."""
     instance = tmp_path / "instance"
-    instance.mkdir()
-    shutil.copy(template_database, instance / "idp.sqlite3")
+    template_database.copy_to(instance)
     built = {}
 
     def build_idp(url: str):

@@ -265,3 +265,13 @@ def test_without_mfa_the_id_token_says_password_only(http, rp, user):
     token = id_token_for(http, rp.client.client_id, rp.client_secret, user.email)
     claims = id_token_claims(http, token)
     assert claims["amr"] == ["pwd"] and claims["acr"] == "urn:portal-idp:acr:password"
+
+
+def test_passkeys_are_not_offered_on_an_issuer_at_an_ip_address(http, portal, rp, user):
+    # The tests' issuer is http://127.0.0.1:5000: browsers refuse an IP address as RP ID.
+    require_mfa_from(portal, 0)
+    page = open_login_page(http, rp.client.client_id)
+    assert "webauthn" not in page.get_data(as_text=True)
+    assert 'autocomplete="username"' in page.get_data(as_text=True)
+    page = after_password(http, rp.client.client_id, user.email)
+    assert shows_step(page, "mfa_enroll") and "Passkey or security key" not in text(page)

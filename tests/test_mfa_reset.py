@@ -132,3 +132,22 @@ def test_cli_reset_mfa_removes_the_methods_and_queues_the_email(tmp_path, cli_te
 def test_cli_reset_mfa_refuses_bad_input_in_one_line(cli_template, args, fragment):
     assert_one_line_error(idp(cli_template, "users", "reset-mfa", *args), fragment)
     assert count_methods(cli_template) == 1
+
+
+def test_a_reset_ends_the_persons_sessions_and_trusted_browsers(app, user):
+    from idp.clock import utcnow
+    from idp.db import db
+    from idp.models import IdpSession, TrustedDevice
+
+    now = utcnow()
+    session = IdpSession(user_id=user.id, auth_time=now, expires_at=now + timedelta(hours=1),
+                         amr=["pwd", "otp", "mfa"])
+    trust = TrustedDevice(user_id=user.id, device_hash="a" * 64,
+                          expires_at=now + timedelta(days=30))
+    db.session.add_all([session, trust])
+    db.session.commit()
+    reset_mfa(user, "lost phone, ticket 4712")
+    db.session.refresh(session)
+    db.session.refresh(trust)
+    assert session.ended_at is not None and not session.is_current()
+    assert trust.revoked_at is not None

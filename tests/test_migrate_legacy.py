@@ -452,3 +452,13 @@ def test_every_hash_format_signs_in_and_is_re_hashed(app, portal, rp):
         stored = db.session.execute(db.select(LegacyAccount).filter_by(
             portal_id=portal.id, username_key=f"user{number}")).scalar_one()
         assert stored.password_hash.startswith("$argon2id$"), kind
+
+
+def test_a_legacy_placeholder_is_not_asked_for_mfa_before_it_migrates(app, portal, rp):
+    # A placeholder has no address to send codes to; MFA starts once it has an email.
+    migration_from(portal, 7)
+    yesterday = (utcnow().date() - timedelta(days=1)).isoformat()
+    update_portal(portal.slug, {"mfa_required_from": yesterday})
+    http = app.test_client()
+    claims = claims_of(http, rp, sign_in_with(http, rp, "jsmith", LEGACY_PASSWORD))
+    assert claims["preferred_username"] == "JSmith" and claims["amr"] == ["pwd"]

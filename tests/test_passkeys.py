@@ -18,7 +18,6 @@ from idp.db import db
 from idp.mfa import passkeys
 from idp.models import MfaMethod, WebAuthnChallenge
 from idp.portals import create_portal, update_portal
-from tests.conftest import make_settings
 from tests.driver import (
     follow_to_client,
     open_login_page,
@@ -424,25 +423,42 @@ def test_a_legacy_username_portal_keeps_its_field_beside_passkeys(http, portal, 
     assert 'type="text" autocomplete="username webauthn"' in text(page)
 
 
-def test_passkeys_are_not_offered_on_an_issuer_at_an_ip_address(tmp_path, template_database):
-    import shutil
+# -- acr_values=phishing-resistant -----------------------------------------------------------
 
-    from idp import create_app
 
-    instance = tmp_path / "ip"
-    instance.mkdir()
-    shutil.copy(template_database, instance / "idp.sqlite3")
-    application = create_app(make_settings(instance))  # http://127.0.0.1:5000
-    with application.app_context():
-        portal = create_portal("ip", "IP portal")
-        update_portal(portal.slug, {"mfa_required_from": str(date.today())})
-        rp = make_client(portal_slug=portal.slug)
-        user = make_user()
-        http = application.test_client()
-        page, _ = sign_in_page(http, rp.client.client_id)
-        assert "webauthn" not in text(page)
-        after = follow_to_client(http, submit_form(http, page, email=user.email,
-                                                   password=PASSWORD))
-        assert "Passkey or security key" not in text(after)
-        db.session.remove()
-        db.engine.dispose()
+def test_a_request_for_phishing_resistant_asks_for_the_passkey_not_the_app(
+    http, portal, user, authenticator
+):
+    update_portal(portal.slug, {"mfa_required_from": ""})
+    rp = make_client(portal_slug=portal.slug)
+    _, secret = make_mfa_method(user, "totp")
+    register_directly(user, authenticator)
+    page, verifier = after_password(http, rp.client.client_id, user.email,
+                                    acr_values=PHISHING_RESISTANT)
+    assert shows_step(page, "mfa_challenge") and "Use my passkey" in parse_buttons(text(page))
+    choices = http.get(f"{parse_forms(text(page))[0].action}?choose=1")
+    assert "Authenticator app" not in text(choices) and "Recovery code" not in text(choices)
+    done = submit_form(http, page, credential=authenticator.get(options_of(page)),
+                       trust_hours="720")
+    claims = redeem(http, rp.client.client_id, rp.client_secret, finish(http, done), verifier)
+    assert claims["acr"] == PHISHING_RESISTANT
+
+
+def test_a_session_with_the_app_is_stepped_up_to_the_passkey(http, portal, rp, user,
+                                                             authenticator):
+    from tests.driver import sign_in, with_totp
+
+    app_method, secret = make_mfa_method(user, "totp")
+    register_directly(user, authenticator).last_used_at = None
+    app_method.last_used_at = utcnow()  # the app was used last: it is asked first
+    db.session.commit()
+    sign_in(http, rp.client.client_id, user.email, mfa=with_totp(http, secret, "720"))
+    # Same browser, trusted, signed in with the app: a phishing-resistant request still
+    # asks for the passkey (not the password again).
+    verifier, challenge = pkce_pair()
+    page = open_login_page(http, rp.client.client_id, acr_values=PHISHING_RESISTANT,
+                           code_challenge=challenge, code_challenge_method="S256")
+    assert shows_step(page, "mfa_challenge")
+    done = submit_form(http, page, credential=authenticator.get(options_of(page)))
+    claims = redeem(http, rp.client.client_id, rp.client_secret, finish(http, done), verifier)
+    assert "hwk" in claims["amr"] and claims["acr"] == PHISHING_RESISTANT

@@ -166,13 +166,10 @@ def test_an_mfa_reset_ends_the_trust(http, clock, rp, user, secret):
 
 
 def test_over_https_the_cookie_is_secure_with_the_host_prefix(tmp_path, template_database):
-    import shutil
-
     from idp import create_app
 
     instance = tmp_path / "instance"
-    instance.mkdir()
-    shutil.copy(template_database, instance / "idp.sqlite3")
+    template_database.copy_to(instance)
     app = create_app(make_settings(instance, server={"issuer": "https://idp.example.org"}))
     with app.app_context():
         user = make_user()
@@ -185,3 +182,16 @@ def test_over_https_the_cookie_is_secure_with_the_host_prefix(tmp_path, template
         assert "Domain" not in cookie
         db.session.remove()
         db.engine.dispose()
+
+
+def test_a_password_change_revokes_the_trusted_browsers(app, user):
+    from idp.account.completion import set_new_password
+    from idp.clock import utcnow
+
+    trust = TrustedDevice(user_id=user.id, device_hash="b" * 64,
+                          expires_at=utcnow() + timedelta(days=30))
+    db.session.add(trust)
+    db.session.commit()
+    set_new_password(user, app.extensions["idp"].passwords.hash("a brand new passphrase"))
+    db.session.refresh(trust)
+    assert trust.revoked_at is not None and trusted_devices(user) == []

@@ -18,9 +18,11 @@ from urllib.parse import urlsplit
 from flask import redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
+from idp import audit
 from idp.account import bp
 from idp.db import db
 from idp.errors import NotFound
+from idp.legacy.accounts import is_placeholder
 from idp.login.sessions import current_session
 from idp.login.transaction import browser_id
 from idp.mfa import codes, passkeys, totp
@@ -74,6 +76,11 @@ def _signed_in() -> IdpSession | None:
 def _binding() -> passkeys.Binding:
     """Passkey ceremonies of the account page are bound to this browser (and the person)."""
     return passkeys.Binding(browser_id=browser_id())
+
+
+def _audit(kind: str, user: User, **details: Any) -> None:
+    """An account change in the audit log (names and kinds only: never a secret)."""
+    audit.record(kind, actor=f"user:{user.sub}", subject=user.email, **details)
 
 
 def _brand() -> str:
@@ -136,7 +143,7 @@ def _index_page(record: IdpSession, **context: Any) -> str:
         recovery_left=remaining_recovery_codes(user), trusts=trusts,
         protected=mfa_required_for(user) and len(methods) == 1,
         fresh=mfa_is_fresh(record), fresh_minutes=FRESH_MINUTES,
-        can_add=bool(offered_kinds(LoginPolicy())), **context,
+        can_add=bool(offered_kinds(LoginPolicy())) and not is_placeholder(user), **context,
     )
 
 
@@ -259,6 +266,7 @@ def rename_method(method_id: int) -> Response | str | tuple[str, int]:
         passkeys.rename_credential(method, request.form.get("label", "")[:MAX_FIELD])
     except MfaError as exc:
         return _index_page(record, error=str(exc))
+    _audit("mfa.method_renamed", record.user, method=method.id, method_kind=method.kind)
     return _index_page(record, notice=f"Renamed to \u201c{method.label}\u201d.")
 
 
@@ -273,10 +281,12 @@ def remove(method_id: int) -> Response | str | tuple[str, int]:
     user = record.user
     method = _method_or_404(user, method_id)
     name = method_label(method)
+    kind = method.kind
     try:
         remove_method(user, method, mfa_required_for(user))
     except MfaError as exc:
         return _index_page(record, error=str(exc))
+    _audit("mfa.method_removed", user, method=method_id, method_kind=kind)
     return _index_page(record, notice=f"Removed \u201c{name}\u201d.")
 
 
@@ -291,7 +301,9 @@ def new_recovery_codes() -> Response | str | tuple[str, int]:
         return _index_page(record, error="Add a verification method first.")
     if _needs_step_up(record):
         return _step_up(url_for("account.index"))
-    return _page("recovery_codes", recovery_codes=generate_recovery_codes(user))
+    fresh_codes = generate_recovery_codes(user)
+    _audit("mfa.recovery_codes_replaced", user)
+    return _page("recovery_codes", recovery_codes=fresh_codes)
 
 
 @bp.post("/account/trusted/<int:device_id>/revoke")
@@ -302,6 +314,7 @@ def revoke_trust(device_id: int) -> Response | str | tuple[str, int]:
     check_csrf()
     if not revoke_trusted_device(record.user, device_id):
         return _index_page(record, error="That browser isn't trusted any more.")
+    _audit("mfa.trust_revoked", record.user, device=device_id)
     return _index_page(record, notice="That browser will ask for verification again.")
 
 
@@ -312,6 +325,7 @@ def revoke_all_trust() -> Response | str | tuple[str, int]:
         return _signed_out_page()
     check_csrf()
     count = revoke_trusted_devices(record.user)
+    _audit("mfa.trust_revoked", record.user, devices=count)
     return _index_page(record, notice=f"Revoked {count} trusted browser"
                        f"{'' if count == 1 else 's'}.")
 
@@ -333,6 +347,9 @@ def add_method(kind: str | None = None) -> Response | str | tuple[str, int]:
         if request.method == "POST":
             check_csrf()
         return _step_up(here)
+    if is_placeholder(user):
+        # A legacy placeholder moves to its email first (like the MFA login steps).
+        raise NotFound("Sign in with your email address first to add a verification method.")
     if kind is None:
         return _page("add_method", mode="choose", kinds=KINDS, offered=kinds, sms_risk=SMS_RISK)
     if kind not in kinds:
@@ -430,6 +447,7 @@ def _send_code(user: User, kind: str, address: str) -> str:
 def _added(record: IdpSession, method: MfaMethod) -> str:
     """The method works; a first method also gets recovery codes (shown once)."""
     user = record.user
+    _audit("mfa.method_added", user, method=method.id, method_kind=method.kind)
     if not mfa_is_fresh(record):
         # Setting up the first method proved it just now: that is a fresh second factor.
         value = passkeys.amr_of(method) if method.kind == "webauthn" \

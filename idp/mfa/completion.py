@@ -11,6 +11,7 @@ from idp.login.transaction import LoginState
 from idp.mfa.methods import KINDS
 from idp.mfa.trusted import trust_browser
 from idp.models import User
+from idp.ops import metrics
 from idp.policy import LoginPolicy
 
 
@@ -36,6 +37,7 @@ def record_second_factor(state: LoginState, kind: str | None, value: str | None 
     # A session already settled for this transaction is settled again with the new facts.
     tx.session_id = None
     db.session.commit()
+    metrics.MFA_COMPLETIONS.labels(kind or "recovery").inc()
 
 
 def record_passkey_sign_in(state: LoginState, user: User, value: str, keep: bool) -> None:

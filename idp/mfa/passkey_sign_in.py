@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from idp import audit
 from idp.login.transaction import LoginState
 from idp.mfa import passkeys
 from idp.mfa.completion import record_passkey_sign_in
@@ -42,6 +43,8 @@ def sign_in_with_passkey(state: LoginState, form: Any) -> str | None:
             passkeys.Binding(login_transaction_id=state.tx.id))
     except MfaError as exc:
         return str(exc)
-    record_passkey_sign_in(state, used.method.user, used.amr,
-                           keep=form.get("keep_signed_in") == "yes")
+    user = used.method.user
+    audit.record("signin.passkey", actor=f"user:{user.sub}", subject=user.email,
+                 client_id=state.client.client_id, commit=False, amr=used.amr)
+    record_passkey_sign_in(state, user, used.amr, keep=form.get("keep_signed_in") == "yes")
     return None

@@ -8,12 +8,15 @@ from typing import Any
 from idp.clock import utcnow
 from idp.db import db
 from idp.login.transaction import ACR_MFA, ACR_PHISHING_RESISTANT, LoginState
+from idp.mfa.methods import allowed_methods
 from idp.models import AuthorizationCode, Client, Contact, LegacyAccount, MfaSkip, Portal, User
 from idp.policy import LoginPolicy
 
-# acr values a second factor answers (phishing-resistant needs passkeys: until they exist,
-# a request for it still gets MFA, and the ID token's `acr` says which level was reached).
+# acr values a second factor answers. Phishing-resistant needs a passkey: a person who has
+# one (that the portal accepts) must use it; one who has none still gets MFA, and the ID
+# token's `acr` says which level was reached (OIDC Core 5.5.1.1: acr_values is voluntary).
 MFA_ACR_VALUES = (ACR_MFA, ACR_PHISHING_RESISTANT)
+PASSKEY_AMR = ("hwk", "swk")
 
 
 def today() -> date:
@@ -37,9 +40,24 @@ def mfa_required(state: LoginState) -> bool:
     return portal_requires_mfa(state.client.policy) or acr_requests_mfa(state.params)
 
 
+def passkey_wanted(state: LoginState) -> bool:
+    """The client asked for phishing-resistant and the person has a passkey to answer it."""
+    requested = str(state.params.get("acr_values") or "").split()
+    user = state.user
+    if ACR_PHISHING_RESISTANT not in requested or user is None:
+        return False
+    return any(m.kind == "webauthn" for m in allowed_methods(user, state.client.policy))
+
+
 def mfa_done(state: LoginState) -> bool:
-    """A second factor already passed in this sign-in (or in the session it continues)."""
-    return "mfa" in state.amr
+    """A second factor already passed in this sign-in (or in the session it continues).
+
+    When a passkey is wanted (`passkey_wanted`), only a passkey counts.
+    """
+    amr = state.amr
+    if "mfa" not in amr:
+        return False
+    return not passkey_wanted(state) or any(value in amr for value in PASSKEY_AMR)
 
 
 def signed_in_here(state: LoginState) -> bool:

@@ -19,6 +19,7 @@ from idp.clock import utcnow
 from idp.db import db
 from idp.models.outbox import FAILED, QUEUED, SENDING, SENT, OutboxMessage
 from idp.notify.senders import DeliveryError, make_email_sender, make_sms_sender
+from idp.ops import metrics
 
 log = logging.getLogger(__name__)
 CLAIM_LEASE = timedelta(minutes=5)
@@ -71,11 +72,14 @@ def deliver_due(limit: int = 20) -> int:
             message.last_error = str(exc)
             message.status = FAILED if message.attempts >= settings.max_attempts else QUEUED
             message.next_attempt_at = utcnow() + backoff(message.attempts)
+            metrics.OUTBOX_DELIVERIES.labels(
+                message.channel, "failed" if message.status == FAILED else "retry").inc()
             log.warning("outbox %s to %s failed (attempt %s): %s", message.id,
                         message.channel, message.attempts, exc)
         else:
             message.attempts += 1
             message.status, message.sent_at, message.last_error = SENT, utcnow(), None
+            metrics.OUTBOX_DELIVERIES.labels(message.channel, "sent").inc()
             sent += 1
         message.claimed_until = None
         db.session.commit()

@@ -23,6 +23,7 @@ from idp.models import (
     Token,
     TrustedDevice,
 )
+from idp.ops import metrics
 from idp.security.secrets import generate_secret, hash_secret
 
 
@@ -84,6 +85,7 @@ def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
     if row.session_id:
         _remember_session_client(row.session_id, row.client_id)
     db.session.commit()
+    metrics.TOKENS_ISSUED.labels(request.payload.grant_type or "unknown").inc()
 
 
 def _refresh_expiry(now: datetime, previous: Token | None, lifetime: int) -> datetime:

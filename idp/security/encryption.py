@@ -1,4 +1,4 @@
-"""Encryption at rest (signing keys, later TOTP seeds) with rotatable Fernet keys.
+"""Encryption at rest (signing keys, TOTP seeds) with rotatable Fernet keys.
 
 The first configured key encrypts; every key decrypts, so a new key can be put first
 and old ciphertexts re-encrypted at leisure (`MultiFernet.rotate`).
@@ -18,7 +18,9 @@ class Encryptor:
         if not keys:
             raise ConfigError("security.encryption_keys: at least one key is required")
         try:
-            self._fernet = MultiFernet([Fernet(key.encode("ascii")) for key in keys])
+            fernets = [Fernet(key.encode("ascii")) for key in keys]
+            self._first = fernets[0]
+            self._fernet = MultiFernet(fernets)
         except (ValueError, UnicodeEncodeError):
             raise ConfigError(
                 "security.encryption_keys: each key must be 32 url-safe base64-encoded bytes"
@@ -38,7 +40,20 @@ class Encryptor:
 
     def rotate(self, ciphertext: str) -> str:
         """Re-encrypt under the first (newest) key."""
-        return self._fernet.rotate(ciphertext.encode("ascii")).decode("ascii")
+        try:
+            return self._fernet.rotate(ciphertext.encode("ascii")).decode("ascii")
+        except InvalidToken:
+            raise ConfigError(
+                "security.encryption_keys: none of the keys decrypts stored data"
+            ) from None
+
+    def is_current(self, ciphertext: str) -> bool:
+        """True when the first key alone decrypts `ciphertext` (nothing to re-encrypt)."""
+        try:
+            self._first.decrypt(ciphertext.encode("ascii"))
+        except InvalidToken:
+            return False
+        return True
 
 
 def generate_encryption_key() -> str:

@@ -7,14 +7,17 @@ forget after a quiet period. An account that reaches 100 consecutive failures (N
 SP 800-63B 5.2.2) refuses password attempts until its owner proves their email by a
 reset, which an attacker cannot do and the owner always can.
 
-Counters live in the database so all processes and nodes share them.
+Counters live in the database so all processes and nodes share them, or in Redis when
+`security.throttle_redis_url` is set (idp.security.throttle_redis).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
+from flask import current_app
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -22,6 +25,9 @@ from idp.clock import utcnow
 from idp.db import db
 from idp.models.throttle import ThrottleCounter
 from idp.security.secrets import hash_secret
+
+if TYPE_CHECKING:
+    from idp.security.throttle_redis import RedisCounters
 
 FORGET_AFTER = timedelta(hours=12)  # Keycloak's default failure reset time
 MAX_CONSECUTIVE_FAILURES = 100
@@ -74,26 +80,42 @@ def client_key(scope: str, client_id: str) -> Key:
     return Key(scope, "client", client_id, CLIENT)
 
 
+def _redis() -> RedisCounters | None:
+    """The Redis counters when configured, else None (the database keeps them)."""
+    url = current_app.extensions["idp"].settings.security.throttle_redis_url
+    if not url:
+        return None
+    from idp.security.throttle_redis import counters_for
+
+    return counters_for(url)
+
+
 def check(*keys: Key) -> Verdict:
     """May an attempt go ahead now? The strictest key decides."""
     now = utcnow()
-    rows = {
-        row.key_hash: row
-        for row in db.session.scalars(
-            select(ThrottleCounter).where(ThrottleCounter.key_hash.in_([k.digest for k in keys]))
-        )
-    }
+    digests = [k.digest for k in keys]
+    redis = _redis()
+    counters: dict[str, tuple[int, datetime]]
+    if redis is not None:
+        counters = redis.read(digests)
+    else:
+        counters = {
+            row.key_hash: (row.failures, row.last_failure_at)
+            for row in db.session.scalars(
+                select(ThrottleCounter).where(ThrottleCounter.key_hash.in_(digests))
+            )
+        }
     wait, locked = 0, False
     for key in keys:
-        row = rows.get(key.digest)
-        if row is None or now - row.last_failure_at >= FORGET_AFTER:
+        failures, last_failure_at = counters.get(key.digest, (0, now - FORGET_AFTER))
+        if now - last_failure_at >= FORGET_AFTER:
             continue
-        if key.kind == "account" and row.failures >= MAX_CONSECUTIVE_FAILURES:
+        if key.kind == "account" and failures >= MAX_CONSECUTIVE_FAILURES:
             locked = True
-        over = row.failures - key.rule.free
+        over = failures - key.rule.free
         if over >= 0:
             delay = timedelta(seconds=min(2 ** min(over, 20), key.rule.max_wait))
-            remaining = (row.last_failure_at + delay - now).total_seconds()
+            remaining = (last_failure_at + delay - now).total_seconds()
             wait = max(wait, int(remaining + 0.999))
     return Verdict(wait_seconds=max(wait, 0), locked=locked)
 
@@ -101,6 +123,11 @@ def check(*keys: Key) -> Verdict:
 def record_failure(*keys: Key) -> None:
     """Count a failed attempt against every key (atomic increments, no read-modify-write)."""
     now = utcnow()
+    redis = _redis()
+    if redis is not None:
+        redis.record_failure([k.digest for k in keys], now, FORGET_AFTER)
+        db.session.commit()  # as the database version does: callers count on it
+        return
     for key in keys:
         stale = ThrottleCounter.last_failure_at < now - FORGET_AFTER
         db.session.execute(
@@ -126,6 +153,11 @@ def record_failure(*keys: Key) -> None:
 
 def record_success(*keys: Key) -> None:
     """A success resets the counters of these keys (an account after its password, ...)."""
+    redis = _redis()
+    if redis is not None:
+        redis.clear([k.digest for k in keys])
+        db.session.commit()
+        return
     db.session.execute(
         delete(ThrottleCounter).where(ThrottleCounter.key_hash.in_([k.digest for k in keys]))
     )

@@ -12,14 +12,16 @@ turns the missing browser into a failure.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import pytest
@@ -37,6 +39,7 @@ from idp import create_app
 from idp.db import db
 from idp.notify.worker import deliver_due
 from tests.conftest import make_settings
+from tests.databases import TemplateDatabase
 from tests.factories import PASSWORD, make_client, make_user
 from tests.live import serve
 from tests.relying_party import create_relying_party
@@ -197,16 +200,15 @@ def idp_host_name() -> str:
 
 @pytest.fixture
 def live_idp(
-    tmp_path: Path, template_database: Path, settings_overrides: dict[str, dict[str, Any]],
-    idp_host_name: str,
+    tmp_path: Path, template_database: TemplateDatabase,
+    settings_overrides: dict[str, dict[str, Any]], idp_host_name: str,
 ) -> Iterator[LiveIdP]:
     """The IdP on a copy of the migrated database, a live server on 127.0.0.1.
 
     `settings_overrides` (tests/conftest.py; override it in a module) changes settings.
     """
     instance = tmp_path / "instance"
-    instance.mkdir()
-    shutil.copy(template_database, instance / "idp.sqlite3")
+    template_database.copy_to(instance)
     built: dict[str, Flask] = {}
     sections = {name: dict(values) for name, values in settings_overrides.items()}
 
@@ -332,3 +334,92 @@ def claims_after(page: Page, rp: LiveRP, submit: Callable[[], Any]) -> dict[str,
     assert response.status == 200, response.text()
     expect(page).to_have_url(re.compile(rf"^{re.escape(rp.url)}/callback"))
     return response.json()  # type: ignore[no-any-return]
+
+
+# -- Node (clients/node-rp: openid-client, and axe-core for the accessibility checks) -------
+
+NODE_RP = Path(__file__).resolve().parents[2] / "clients" / "node-rp"
+SERIOUS_IMPACTS = ("serious", "critical")
+
+
+@pytest.fixture(scope="session")
+def node_packages() -> Path:
+    """clients/node-rp/node_modules, installed from the committed lockfile with `npm ci`.
+
+    Installed once per lockfile (a stamp in node_modules records which). Without node or
+    npm, or when npm cannot install, the tests that need it are skipped with one line,
+    unless IDP_REQUIRE_BROWSER=1, which makes that a failure.
+    """
+    node, npm = shutil.which("node"), shutil.which("npm")
+
+    def unavailable(why: str) -> NoReturn:
+        if browser_required():
+            pytest.fail(f"{why}; {REQUIRE_BROWSER}=1 makes this a failure", pytrace=False)
+        pytest.skip(why)
+
+    if node is None or npm is None:
+        unavailable("no node/npm on PATH (apt-get install nodejs npm)")
+    version = subprocess.run([node, "--version"], capture_output=True, text=True,
+                             check=False).stdout.strip()
+    if not re.fullmatch(r"v(\d+)\..*", version) or int(version[1:].split(".")[0]) < 20:
+        unavailable(f"node {version or '?'} is too old for openid-client 6 (20 or newer)")
+    modules = NODE_RP / "node_modules"
+    stamp = modules / ".installed-from-lockfile"
+    lockfile = hashlib.sha256((NODE_RP / "package-lock.json").read_bytes()).hexdigest()
+    if not (stamp.is_file() and stamp.read_text() == lockfile):
+        result = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=NODE_RP, capture_output=True, text=True, timeout=300, check=False,
+        )
+        if result.returncode != 0:
+            last = (result.stderr.strip() or result.stdout.strip() or "?").splitlines()[-1]
+            unavailable(f"npm ci in clients/node-rp failed: {last}")
+        stamp.write_text(lockfile)
+    return modules
+
+
+@pytest.fixture(scope="session")
+def axe_source(node_packages: Path) -> str:
+    """axe-core's browser build, from node_modules (never a CDN)."""
+    return (node_packages / "axe-core" / "axe.min.js").read_text(encoding="utf-8")
+
+
+class Auditor:
+    """`audit(page)`: axe-core over the page as it is now; serious or critical violations fail.
+
+    The script is evaluated through the DevTools protocol, which the pages' strict CSP
+    (`script-src 'self'`) does not govern; nothing is added to the page's own markup.
+    IDP_AXE_DEBUG=1 prints every violation, whatever its impact (run pytest with -s).
+    """
+
+    def __init__(self, source: str | None) -> None:
+        self.source = source
+        self.audited: list[str] = []  # "<title> <url>" of every page checked
+
+    def __call__(self, page: Page) -> None:
+        if self.source is None:
+            return  # axe-core unavailable: test_accessibility_* report the skip
+        if not page.evaluate("() => typeof window.axe === 'object'"):
+            page.evaluate(self.source)
+        violations = page.evaluate(
+            """async () => (await axe.run(document, {resultTypes: ["violations"]})).violations
+                 .map(v => ({id: v.id, impact: v.impact, help: v.help,
+                             nodes: v.nodes.slice(0, 3).map(n => n.target.join(" "))}))"""
+        )
+        self.audited.append(f"{page.title()} {page.url}")
+        if os.environ.get("IDP_AXE_DEBUG"):
+            print("AXE", page.title(), [(v["impact"], v["id"], v["nodes"]) for v in violations])
+        serious = [v for v in violations if v["impact"] in SERIOUS_IMPACTS]
+        assert not serious, f"axe-core on {page.url}:\n" + "\n".join(
+            f"  {v['impact']}: {v['id']}: {v['help']} at {v['nodes']}" for v in serious
+        )
+
+
+@pytest.fixture
+def audit(request: pytest.FixtureRequest) -> Auditor:
+    """The accessibility check of the hosted pages a test reaches (see `Auditor`)."""
+    try:
+        source: str | None = request.getfixturevalue("axe_source")
+    except pytest.skip.Exception:
+        source = None  # reported as a skip by the tests that ask for `axe_source` directly
+    return Auditor(source)

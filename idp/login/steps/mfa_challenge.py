@@ -29,7 +29,7 @@ from idp.mfa.methods import (
     throttle_wait,
 )
 from idp.mfa.recovery import use_recovery_code
-from idp.mfa.requirement import mfa_done, mfa_required
+from idp.mfa.requirement import mfa_done, mfa_required, passkey_wanted
 from idp.mfa.trusted import browser_is_trusted
 from idp.models import MfaMethod, User
 
@@ -41,6 +41,14 @@ def _user(state: LoginState) -> User:
     user = state.user
     assert user is not None  # is_needed is False without one
     return user
+
+
+def _methods(state: LoginState, user: User) -> list[MfaMethod]:
+    """The methods that answer this sign-in: only passkeys when one is wanted."""
+    methods = allowed_methods(user, state.client.policy)
+    if passkey_wanted(state):
+        return [m for m in methods if m.kind == "webauthn"]
+    return methods
 
 
 def _binding(state: LoginState) -> passkeys.Binding:
@@ -58,20 +66,22 @@ class MfaChallengeStep(Step):
             return False  # a legacy placeholder has no methods: see `mfa_enroll`
         if not allowed_methods(user, state.client.policy):
             return False  # nothing to ask for: `mfa_enroll` sets one up first
-        return not browser_is_trusted(user)
+        # A trusted browser stands for a second factor, but not for a passkey.
+        return not browser_is_trusted(user) or passkey_wanted(state)
 
     # -- pages ---------------------------------------------------------------------------
 
     def render(self, state: LoginState, **context: Any) -> str:
         user = _user(state)
-        methods = allowed_methods(user, state.client.policy)
+        methods = _methods(state, user)
+        context["recovery"] = not passkey_wanted(state)
         if request.args.get("choose") == "1" and "method" not in context:
             return self.template(state, mode="choose", methods=[
                 (m, method_label(m), KINDS[m.kind].label if m.kind == "webauthn"
                  else codes.mask_destination(m)) for m in methods
             ], **context)
         selected = context.pop("method", None) or request.args.get("method")
-        if selected == RECOVERY:
+        if selected == RECOVERY and context["recovery"]:
             return self._page(state, None, methods, **context)
         method = find_method(user, selected) if selected else None
         if method is None or method not in methods:
@@ -109,9 +119,9 @@ class MfaChallengeStep(Step):
 
     def submit(self, state: LoginState, form: Any) -> str | None:
         user = _user(state)
-        methods = allowed_methods(user, state.client.policy)
+        methods = _methods(state, user)
         entered = form.get("code", "")[:MAX_FIELD]
-        if form.get("method") == RECOVERY:
+        if form.get("method") == RECOVERY and not passkey_wanted(state):
             if not use_recovery_code(user, entered):
                 return self._page(state, None, methods, error="That recovery code didn't "
                                   "work. Each code works only once.")

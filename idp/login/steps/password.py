@@ -19,6 +19,7 @@ from idp.login.transaction import LoginState
 from idp.mfa import passkey_sign_in
 from idp.models import IdpSession, User
 from idp.models.user import normalise_email
+from idp.ops import metrics
 from idp.policy import LoginPolicy
 from idp.security import throttle
 from idp.security.password_policy import normalise_password
@@ -93,6 +94,7 @@ class PasswordStep(Step):
                 throttle.address_key("password", request.remote_addr))
         verdict = throttle.check(*keys)
         if not verdict.allowed:
+            metrics.SIGN_IN_FAILURES.labels("locked" if verdict.locked else "throttled").inc()
             return self.render(state, email=email, error=throttled_message(verdict),
                                keep_signed_in=keep)
         password = normalise_password(form.get("password", "")[:MAX_FIELD])
@@ -106,6 +108,7 @@ class PasswordStep(Step):
             legacy = check_legacy_password(state.client.portal, email, typed)
             if legacy.user is None:
                 throttle.record_failure(*keys)
+                metrics.SIGN_IN_FAILURES.labels("wrong_credentials").inc()
                 audit.record("signin.failure", actor="anonymous", subject=email,
                              client_id=state.client.client_id, reason="wrong_credentials")
                 pad_failed_attempt(state.client.portal, started)
@@ -115,6 +118,7 @@ class PasswordStep(Step):
         elif idp.passwords.needs_rehash(user.password_hash):
             user.password_hash = idp.passwords.hash(password)
         throttle.record_success(keys[0])  # the address keeps its count: one good account
+        metrics.SIGN_INS.inc()
         audit.record("signin.password", actor=f"user:{user.sub}", subject=user.email,
                      client_id=state.client.client_id, commit=False)
         state.tx.user_id = user.id        # must not clear an attacker's other failures

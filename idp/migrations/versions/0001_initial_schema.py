@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 01:38:49.413133
+Create Date: 2026-11-22 01:48:25.682894
 """
 
 from __future__ import annotations
