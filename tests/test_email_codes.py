@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import date, timedelta
 
 import pytest
 
@@ -14,28 +13,21 @@ from idp.mfa import codes
 from idp.mfa.codes import CodeCheck
 from idp.models import MfaCode, MfaMethod
 from idp.notify.worker import deliver_due
-from idp.portals import create_portal, update_portal
+from idp.portals import update_portal
+from tests import mfa_fixtures
 from tests.driver import answer_mfa, follow_to_client, open_login_page, query_of, shows_step
 from tests.driver import submit_form as submit
-from tests.factories import PASSWORD, make_client, make_mfa_method, make_user
+from tests.factories import PASSWORD, make_mfa_method, make_user
+
+# Shared MFA fixtures (a portal requiring MFA, its client, a person, a TOTP seed).
+portal = mfa_fixtures.portal
+rp = mfa_fixtures.rp
 
 
 @pytest.fixture
 def settings_overrides(smtp_server):
     return {"mail": {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port,
                      "from_address": "Portal IdP <no-reply@idp.example>"}}
-
-
-@pytest.fixture
-def portal(app):
-    portal = create_portal("mls", "Lakeside MLS")
-    update_portal(portal.slug, {"mfa_required_from": str(date.today() - timedelta(days=1))})
-    return portal
-
-
-@pytest.fixture
-def rp(portal):
-    return make_client(portal_slug=portal.slug)
 
 
 @pytest.fixture
@@ -160,6 +152,7 @@ def test_codes_are_stored_hashed(app, smtp_server, user, method):
 def test_first_time_setup_may_correct_the_address_and_the_code_proves_it(
     http, smtp_server, portal, rp, user
 ):
+
     update_portal(portal.slug, {"mfa_methods": "email"})  # the email form straight away
     page = open_login_page(http, rp.client.client_id)
     page = follow_to_client(http, submit(http, page, email=user.email, password=PASSWORD))

@@ -4,13 +4,13 @@ policy and acr_values, "Try another method", prompt=none, throttling."""
 from __future__ import annotations
 
 import html
-from datetime import date, timedelta
 
 import pytest
 
 from idp.db import db
 from idp.mfa.methods import THROTTLE_AFTER
-from idp.portals import create_portal, update_portal
+from idp.portals import update_portal
+from tests import mfa_fixtures
 from tests.driver import (
     answer_mfa,
     authorize,
@@ -25,33 +25,17 @@ from tests.driver import (
     totp_code,
     with_totp,
 )
-from tests.factories import PASSWORD, make_client, make_mfa_method, make_user
+from tests.factories import PASSWORD, make_client, make_mfa_method
 from tests.html_forms import parse_labels, parse_links
 
+# Shared MFA fixtures (a portal requiring MFA, its client, a person, a TOTP seed).
+portal = mfa_fixtures.portal
+rp = mfa_fixtures.rp
+secret = mfa_fixtures.secret
+user = mfa_fixtures.user
+
+
 MFA_ACR = "urn:portal-idp:acr:mfa"
-
-
-@pytest.fixture
-def portal(app):
-    portal = create_portal("mls", "Lakeside MLS")
-    update_portal(portal.slug, {"mfa_required_from": str(date.today() - timedelta(days=1))})
-    return portal
-
-
-@pytest.fixture
-def rp(portal):
-    return make_client(portal_slug=portal.slug)
-
-
-@pytest.fixture
-def user(app):
-    return make_user()
-
-
-@pytest.fixture
-def secret(user):
-    _, secret = make_mfa_method(user, "totp")
-    return secret
 
 
 def text(response) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import date, timedelta
 
 import pytest
 
@@ -17,7 +16,8 @@ from idp.clock import utcnow
 from idp.db import db
 from idp.mfa import passkeys
 from idp.models import MfaMethod, WebAuthnChallenge
-from idp.portals import create_portal, update_portal
+from idp.portals import update_portal
+from tests import mfa_fixtures
 from tests.driver import (
     follow_to_client,
     open_login_page,
@@ -31,6 +31,11 @@ from tests.factories import PASSWORD, make_client, make_mfa_method, make_user
 from tests.html_forms import parse_buttons, parse_forms, parse_labels
 from tests.webauthn_authenticator import SoftAuthenticator, options_on
 
+# Shared MFA fixtures (a portal requiring MFA, its client, a person, a TOTP seed).
+portal = mfa_fixtures.portal
+rp = mfa_fixtures.rp
+user = mfa_fixtures.user
+
 ISSUER = "http://localhost:5000"
 RP_ID = "localhost"
 PHISHING_RESISTANT = "urn:portal-idp:acr:phishing-resistant"
@@ -39,23 +44,6 @@ PHISHING_RESISTANT = "urn:portal-idp:acr:phishing-resistant"
 @pytest.fixture
 def settings_overrides():
     return {"server": {"issuer": ISSUER}}
-
-
-@pytest.fixture
-def portal(app):
-    portal = create_portal("mls", "Lakeside MLS")
-    update_portal(portal.slug, {"mfa_required_from": str(date.today() - timedelta(days=1))})
-    return portal
-
-
-@pytest.fixture
-def rp(portal):
-    return make_client(portal_slug=portal.slug)
-
-
-@pytest.fixture
-def user(app):
-    return make_user()
 
 
 @pytest.fixture
@@ -429,6 +417,7 @@ def test_a_legacy_username_portal_keeps_its_field_beside_passkeys(http, portal, 
 def test_a_request_for_phishing_resistant_asks_for_the_passkey_not_the_app(
     http, portal, user, authenticator
 ):
+
     update_portal(portal.slug, {"mfa_required_from": ""})
     rp = make_client(portal_slug=portal.slug)
     _, secret = make_mfa_method(user, "totp")

@@ -4,42 +4,25 @@ seed: "if you just close the app, the trust period you chose will be honored")."
 
 from __future__ import annotations
 
-from datetime import date, timedelta
-
-import pytest
+from datetime import date
 
 from idp.db import db
 from idp.mfa.trusted import revoke_trusted_devices
 from idp.models import IdpSession
 from idp.portals import create_portal, update_portal
+from tests import mfa_fixtures
 from tests.driver import obtain_tokens, refresh_tokens, with_totp
-from tests.factories import make_client, make_mfa_method, make_user
+from tests.factories import make_client
 from tests.html_forms import parse_forms
+
+# Shared MFA fixtures (a portal requiring MFA, its client, a person, a TOTP seed).
+portal = mfa_fixtures.portal
+rp = mfa_fixtures.rp
+secret = mfa_fixtures.secret
+user = mfa_fixtures.user
 
 HOUR, DAY = 3600, 86400
 IDLE = 31 * 60  # the default policy's idle timeout is 30 minutes
-
-
-@pytest.fixture
-def portal(app):
-    portal = create_portal("mls", "Lakeside MLS")
-    update_portal(portal.slug, {"mfa_required_from": str(date.today() - timedelta(days=1))})
-    return portal
-
-
-@pytest.fixture
-def rp(portal):
-    return make_client(portal_slug=portal.slug)  # authorization_code and refresh_token
-
-
-@pytest.fixture
-def user(app):
-    return make_user()
-
-
-@pytest.fixture
-def secret(user):
-    return make_mfa_method(user, "totp")[1]
 
 
 def app_signs_in(http, rp, user, secret, trust_hours: str) -> dict:
@@ -54,6 +37,7 @@ def refresh(http, rp, token: dict):
 def test_with_a_trusted_browser_the_app_stays_signed_in_after_the_session_ends(
     http, clock, rp, user, secret
 ):
+
     tokens = app_signs_in(http, rp, user, secret, trust_hours="720")
     clock.advance(IDLE)
     record = db.session.scalars(db.select(IdpSession).filter_by(user_id=user.id)).one()

@@ -3,16 +3,15 @@ asked again on a new browser, for another person, or after the period."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import timedelta
 
-import pytest
 from werkzeug.wrappers import Response
 
 from idp.db import db
 from idp.mfa.reset import reset_mfa
 from idp.mfa.trusted import trust_browser, trusted_devices
 from idp.models import TrustedDevice
-from idp.portals import create_portal, update_portal
+from tests import mfa_fixtures
 from tests.conftest import make_settings
 from tests.driver import (
     follow_to_client,
@@ -24,33 +23,17 @@ from tests.driver import (
     submit_form,
     totp_code,
 )
-from tests.factories import PASSWORD, make_client, make_mfa_method, make_user
+from tests.factories import PASSWORD, make_mfa_method, make_user
 from tests.html_forms import parse_forms
+
+# Shared MFA fixtures (a portal requiring MFA, its client, a person, a TOTP seed).
+portal = mfa_fixtures.portal
+rp = mfa_fixtures.rp
+secret = mfa_fixtures.secret
+user = mfa_fixtures.user
 
 HOUR, DAY = 3600, 86400
 COOKIE = "idp_device"  # on an http:// issuer (tests)
-
-
-@pytest.fixture
-def portal(app):
-    portal = create_portal("mls", "Lakeside MLS")
-    update_portal(portal.slug, {"mfa_required_from": str(date.today() - timedelta(days=1))})
-    return portal
-
-
-@pytest.fixture
-def rp(portal):
-    return make_client(portal_slug=portal.slug)
-
-
-@pytest.fixture
-def user(app):
-    return make_user()
-
-
-@pytest.fixture
-def secret(user):
-    return make_mfa_method(user, "totp")[1]
 
 
 def after_password(http, client_id: str, email: str, **params):
@@ -96,6 +79,7 @@ def test_30_days_is_preselected_and_the_cookie_is_httponly(http, rp, user, secre
 def test_a_trusted_browser_skips_mfa_after_signing_out_and_says_so_in_the_id_token(
     http, clock, rp, user, secret
 ):
+
     page = after_password(http, rp.client.client_id, user.email)
     pass_challenge(http, page, secret)
     sign_out(http, rp)
