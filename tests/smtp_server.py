@@ -49,6 +49,12 @@ class SmtpServer:
         return str(part.get_content())
 
 
+def smtp_settings(server: SmtpServer, **mail: Any) -> dict[str, dict[str, Any]]:
+    """`settings_overrides` that make the IdP send its mail to `server` (plus `mail` keys)."""
+    return {"mail": {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": server.port,
+                     "from_address": "Portal IdP <no-reply@idp.example>", **mail}}
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

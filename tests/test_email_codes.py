@@ -18,6 +18,7 @@ from tests import mfa_fixtures
 from tests.driver import answer_mfa, follow_to_client, open_login_page, query_of, shows_step
 from tests.driver import submit_form as submit
 from tests.factories import PASSWORD, make_mfa_method, make_user
+from tests.smtp_server import smtp_settings
 
 # Shared MFA fixtures (a portal requiring MFA, its client, a person, a TOTP seed).
 portal = mfa_fixtures.portal
@@ -26,8 +27,7 @@ rp = mfa_fixtures.rp
 
 @pytest.fixture
 def settings_overrides(smtp_server):
-    return {"mail": {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port,
-                     "from_address": "Portal IdP <no-reply@idp.example>"}}
+    return smtp_settings(smtp_server)
 
 
 @pytest.fixture

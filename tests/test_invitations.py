@@ -32,6 +32,7 @@ from idp.users import create_user
 from tests.conftest import ISSUER
 from tests.driver import authorize, follow_to_client, open_login_page, query_of, submit_form
 from tests.factories import PASSWORD, make_client, make_user
+from tests.smtp_server import smtp_settings
 from tests.test_cli import assert_ok, assert_one_line_error, idp, query
 
 NEW_PASSWORD = "lanterns over a quiet harbour"
@@ -42,8 +43,7 @@ TEMPLATE = "Dear {{ name }},\n\nYour member number is {{ contact_id }}.\n" \
 
 @pytest.fixture
 def settings_overrides(smtp_server):
-    return {"mail": {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port,
-                     "from_address": "Portal IdP <no-reply@idp.example>"}}
+    return smtp_settings(smtp_server)
 
 
 @pytest.fixture

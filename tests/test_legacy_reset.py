@@ -20,14 +20,14 @@ from tests.driver import follow_to_client, open_login_page, submit_form
 from tests.factories import make_client, make_user
 from tests.html_forms import parse_labels, parse_links
 from tests.legacy import LEGACY_PASSWORD, account, import_rows, legacy_row
+from tests.smtp_server import smtp_settings
 from tests.test_migrate_legacy import NEW_PASSWORD, claims_of, migration_from, sign_in_with, text_of
 from tests.test_reset import choose_password, emailed_link, emails_to
 
 
 @pytest.fixture
 def settings_overrides(smtp_server):
-    return {"mail": {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port,
-                     "from_address": "Portal IdP <no-reply@idp.example>"}}
+    return smtp_settings(smtp_server)
 
 
 @pytest.fixture

@@ -17,12 +17,13 @@ from idp.mfa.reset import reset_mfa
 from idp.portals import create_portal, update_portal
 from tests.driver import follow_to_client, open_login_page, shows_step, submit_form
 from tests.factories import PASSWORD, make_client, make_mfa_method, make_user
+from tests.smtp_server import smtp_settings
 from tests.test_cli import assert_ok, assert_one_line_error, idp, query
 
 
 @pytest.fixture
 def settings_overrides(smtp_server):
-    return {"mail": {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port}}
+    return smtp_settings(smtp_server)
 
 
 @pytest.fixture

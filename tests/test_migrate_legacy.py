@@ -37,6 +37,7 @@ from tests.driver import (
 from tests.factories import PASSWORD, REDIRECT_URI, make_client, make_user
 from tests.html_forms import parse_forms, parse_labels
 from tests.legacy import LEGACY_PASSWORD, account, import_rows, legacy_row
+from tests.smtp_server import smtp_settings
 
 NEW_PASSWORD = "lanterns over the quiet harbour"
 CODE = re.compile(r"\b(\d{6})\b")
@@ -44,8 +45,7 @@ CODE = re.compile(r"\b(\d{6})\b")
 
 @pytest.fixture
 def settings_overrides(smtp_server):
-    return {"mail": {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port,
-                     "from_address": "Portal IdP <no-reply@idp.example>"}}
+    return smtp_settings(smtp_server)
 
 
 @pytest.fixture

@@ -8,13 +8,12 @@ from idp.db import db
 from idp.models.outbox import FAILED, QUEUED, SENDING, SENT, OutboxMessage
 from idp.notify.outbox import queue_email
 from idp.notify.worker import claim_due_messages, deliver_due, retry_message
-from tests.smtp_server import SmtpServer
+from tests.smtp_server import SmtpServer, smtp_settings
 
 
 @pytest.fixture
 def settings_overrides(smtp_server):
-    return {"mail": {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port,
-                     "from_address": "Portal IdP <no-reply@idp.example>", "max_attempts": 3}}
+    return smtp_settings(smtp_server, max_attempts=3)
 
 
 def queue_reset(to: str = "person@example.org") -> OutboxMessage:

@@ -30,6 +30,7 @@ from tests.driver import (
 )
 from tests.factories import REDIRECT_URI, make_client, make_user
 from tests.html_forms import parse_labels, parse_links
+from tests.smtp_server import smtp_settings
 
 PASSWORD = "psalms sung over a quiet harbour"
 NOT_FOUND = "We don't know you yet: please call the parish office on 555-0100."
@@ -40,8 +41,7 @@ CREATE_LINK = "New user? Create an account"
 
 @pytest.fixture
 def settings_overrides(smtp_server):
-    return {"mail": {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port,
-                     "from_address": "Portal IdP <no-reply@idp.example>"}}
+    return smtp_settings(smtp_server)
 
 
 def make_portal(mode: str, slug: str = "grace", **settings: str):

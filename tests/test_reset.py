@@ -37,6 +37,7 @@ from tests.driver import (
 )
 from tests.factories import PASSWORD, REDIRECT_URI, make_client, make_user
 from tests.html_forms import parse_forms, parse_links
+from tests.smtp_server import smtp_settings
 from tests.test_cli import assert_ok, assert_one_line_error, idp, query
 
 NEW_PASSWORD = "tulips under a violet winter sky"
@@ -46,8 +47,7 @@ LINK = re.compile(r"https?://\S+")
 
 @pytest.fixture
 def settings_overrides(smtp_server):
-    return {"mail": {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port,
-                     "from_address": "Portal IdP <no-reply@idp.example>"}}
+    return smtp_settings(smtp_server)
 
 
 @pytest.fixture

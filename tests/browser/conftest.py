@@ -276,12 +276,6 @@ def person(live_idp: LiveIdP) -> Person:
 LINK = re.compile(r"https?://\S+")
 
 
-def smtp_settings(smtp_server: SmtpServer) -> dict[str, dict[str, Any]]:
-    """`settings_overrides` that make the live IdP send its mail to `smtp_server`."""
-    return {"mail": {"backend": "smtp", "smtp_host": "127.0.0.1", "smtp_port": smtp_server.port,
-                     "from_address": "Portal IdP <no-reply@idp.example>"}}
-
-
 @dataclass
 class Mailbox:
     """The IdP's outbox, delivered on demand to the SMTP server, read like a mail client."""

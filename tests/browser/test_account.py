@@ -29,9 +29,8 @@ from tests.browser.conftest import (
     claims_after,
     new_context,
     open_sign_in,
-    smtp_settings,
 )
-from tests.smtp_server import SmtpServer
+from tests.smtp_server import SmtpServer, smtp_settings
 
 NEW_PASSWORD = "tulips under a violet winter sky"
 COMMON_PASSWORD = "password1234"  # long enough, but on the list of leaked passwords
