@@ -15,6 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
 from idp import ops
+from idp.admin import api_error_response
 from idp.config import Settings, load_settings
 from idp.db import db
 from idp.errors import PageError
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from idp import invitations, legacy
+    from idp import admin, invitations, legacy
     from idp.account import bp as account_bp
     from idp.login.views import bp as login_bp
     from idp.oidc.discovery import build_metadata
@@ -99,6 +100,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(account_bp)
     invitations.init_app(app)  # its follow-ups on the set-password page
     legacy.init_app(app)  # after invitations: chains onto their follow-up
+    admin.init_app(app)
     runtime = app.extensions["idp"]
     if runtime.settings.is_development:
         from idp.notify.views import bp as dev_bp
@@ -114,13 +116,17 @@ def _register_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response | tuple[str, int]:
+        if (api_response := api_error_response(error)) is not None:
+            return api_response
         page = PageError(error.description or "", title=error.name)
         return render_template("error.html", error=page), error.code or 500
 
     @app.errorhandler(Exception)
-    def unexpected_error(error: Exception) -> tuple[str, int]:
+    def unexpected_error(error: Exception) -> Response | tuple[str, int]:
         app.logger.exception("unhandled error")
         db.session.rollback()
+        if (api_response := api_error_response(error)) is not None:
+            return api_response
         page = PageError("Please try again in a moment.", title="Something went wrong on our side")
         return render_template("error.html", error=page), 500
 

@@ -109,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     contacts_import.set_defaults(handler=cmd_contacts_import)
 
     _add_invitation_commands(commands)
+    _add_admin_commands(commands)
 
     worker = commands.add_parser("worker", help="send queued email and text messages")
     worker.add_argument("--once", action="store_true", help="send what is due, then exit")
@@ -128,6 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
                                   help="print a new key for security.encryption_keys")
     gen.set_defaults(handler=cmd_generate_encryption_key, needs_app=False)
     return parser
+
+
+def _add_admin_commands(commands: Any) -> None:
+    admins = commands.add_parser("admins", help="who may use the admin console")
+    actions = admins.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    for name, helptext, handler in (
+        ("grant", "give an account a role (it must have MFA to sign in)", cmd_admins_grant),
+        ("revoke", "take a role away", cmd_admins_revoke),
+    ):
+        action = actions.add_parser(name, help=helptext)
+        action.add_argument("--email", required=True)
+        action.add_argument("--role", required=True, choices=["admin", "support", "portal_admin"])
+        action.add_argument("--portal", help="portal slug (portal_admin only)")
+        action.set_defaults(handler=handler)
+    listing = actions.add_parser("list", help="every role held, one per line")
+    listing.set_defaults(handler=cmd_admins_list)
 
 
 def _add_invitation_commands(commands: Any) -> None:
@@ -357,6 +374,34 @@ def cmd_users_reset_mfa(args: argparse.Namespace, app: Flask) -> int:
         raise CliError(str(exc)) from None
     print(f"idp: MFA of {user.email} reset; they set it up again at their next sign-in "
           "(`idp worker` sends them an email)")
+    return 0
+
+
+def cmd_admins_grant(args: argparse.Namespace, app: Flask) -> int:
+    from idp.admin.access import grant_role
+
+    grant_role(args.email, args.role, args.portal)
+    print(f"idp: {args.email} is {args.role}" + (f" of {args.portal}" if args.portal else ""))
+    return 0
+
+
+def cmd_admins_revoke(args: argparse.Namespace, app: Flask) -> int:
+    from idp.admin.access import revoke_role
+
+    if not revoke_role(args.email, args.role, args.portal):
+        raise CliError(f"{args.email} does not have that role")
+    print(f"idp: {args.email} is no longer {args.role}")
+    return 0
+
+
+def cmd_admins_list(args: argparse.Namespace, app: Flask) -> int:
+    from idp.db import db
+    from idp.models import AdminRole
+
+    rows = db.session.execute(db.select(AdminRole).order_by(AdminRole.id)).scalars()
+    for row in rows:
+        portal = f" {row.portal.slug}" if row.portal else ""
+        print(f"{row.user.email} {row.role}{portal}")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from idp.models.admin import AdminRole
 from idp.models.audit import AuditEvent
 from idp.models.client import Client
 from idp.models.contact import Contact
@@ -25,6 +26,7 @@ from idp.models.throttle import ThrottleCounter
 from idp.models.user import User
 
 __all__ = [
+    "AdminRole",
     "AuditEvent",
     "ActionLink",
     "Contact",
