@@ -13,6 +13,7 @@ client URIs are set back to the demo's.
 - **Grace Church** (:5003), a ministry portal: self-registration matched against its
   contacts (`match_only`) with its own not-found message; keep me signed in; one contact
   without an account, who creates one.
+- An administrator for the console (/admin), who sets up MFA at first sign-in.
 
 The clients are first-party, with fixed ids and secrets (development only) and URIs on
 127.0.0.1; `seed_demo(base_urls)` puts them elsewhere (the browser tests' random ports).
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 
 import bcrypt
 
+from idp.admin.access import grant_role
+from idp.admin.roles import ADMIN
 from idp.clients import register_client
 from idp.db import db
 from idp.invitations import send_invitation
@@ -115,6 +118,8 @@ MEMBER_EMAIL = "morgan.lee@example.com"
 MEMBER_PASSWORD = "violet lanterns by the harbour"
 INVITED_EMAIL = "casey.nguyen@example.com"
 CONTACT_EMAIL = "ruth.walker@example.com"
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "keys to the whole building"
 
 ACCOUNTS = (
     DemoAccount("any", DEMO_EMAIL, DEMO_PASSWORD,
@@ -128,6 +133,9 @@ ACCOUNTS = (
                 "invited by staff: the invitation is in the development mailbox"),
     DemoAccount(MINISTRY.name, CONTACT_EMAIL, "",
                 "a church contact without an account: New user? Create an account"),
+    DemoAccount("admin console", ADMIN_EMAIL, ADMIN_PASSWORD,
+                "an administrator: http://127.0.0.1:5000/admin/ (sets up an authenticator "
+                "app at first sign-in)"),
 )
 
 
@@ -187,6 +195,9 @@ def seed_people() -> None:
         create_user(DEMO_EMAIL, DEMO_PASSWORD, "Demo Person", email_verified=True)
     if _user(MEMBER_EMAIL) is None:
         create_user(MEMBER_EMAIL, MEMBER_PASSWORD, "Morgan Lee", email_verified=True)
+    if _user(ADMIN_EMAIL) is None:
+        create_user(ADMIN_EMAIL, ADMIN_PASSWORD, "Alex Admin", email_verified=True)
+    grant_role(ADMIN_EMAIL, ADMIN, actor="demo")  # unchanged when already granted
     _add_contact(members, "M-2001", MEMBER_EMAIL, "Morgan Lee")
     _add_contact(members, "M-2002", INVITED_EMAIL, "Casey Nguyen")
     _add_contact(ministry, "MP-3001", CONTACT_EMAIL, "Ruth Walker", "+15550100301")
