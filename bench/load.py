@@ -23,6 +23,7 @@ import requests
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 ACTION = re.compile(r'<form method="post" action="([^"]+)"')
+METHOD = re.compile(r'name="method" value="([^"]+)"')
 
 
 @dataclass
@@ -34,6 +35,10 @@ class Target:
     service_id: str
     service_secret: str
     users: list[dict[str, str]]
+    # The TOTP scenario: a client whose portal requires MFA, people with an authenticator app.
+    mfa_client_id: str = ""
+    mfa_client_secret: str = ""
+    mfa_users: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -73,8 +78,10 @@ def sign_in(target: Target, user: dict[str, str], with_totp: bool = False) -> di
     """authorize -> sign-in page -> POST -> (TOTP) -> code -> token -> userinfo, like a browser."""
     browser = requests.Session()
     verifier, challenge = pkce()
+    client_id, client_secret = ((target.mfa_client_id, target.mfa_client_secret) if with_totp
+                                else (target.client_id, target.client_secret))
     params = {
-        "response_type": "code", "client_id": target.client_id,
+        "response_type": "code", "client_id": client_id,
         "redirect_uri": target.redirect_uri, "scope": "openid email profile",
         "state": secrets.token_urlsafe(8), "nonce": secrets.token_urlsafe(8),
         "code_challenge": challenge, "code_challenge_method": "S256",
@@ -82,28 +89,30 @@ def sign_in(target: Target, user: dict[str, str], with_totp: bool = False) -> di
     page = _expect(browser.get(f"{target.url}/authorize", params=params, timeout=30), 200,
                    "sign-in page")
     response = browser.post(
-        urljoin(page.url, ACTION.search(page.text).group(1)),  # type: ignore[union-attr]
-        data={"csrf_token": CSRF.search(page.text).group(1),  # type: ignore[union-attr]
+        urljoin(page.url, _match(ACTION, page.text)),
+        data={"csrf_token": _match(CSRF, page.text),
               "step": "password", "email": user["email"], "password": user["password"]},
         allow_redirects=False, timeout=30,
     )
     _expect(response, 303, "password POST")
     response = browser.get(urljoin(page.url, response.headers["Location"]),
                            allow_redirects=False, timeout=30)
-    if with_totp and response.status_code == 200:
+    if with_totp:
         import pyotp  # only the MFA scenario needs it
 
+        _expect(response, 200, "TOTP page")
         code = pyotp.TOTP(user["totp_secret"]).now()
-        response = browser.post(
-            response.url, data={"csrf_token": CSRF.search(response.text).group(1),  # type: ignore[union-attr]
-                                "step": "mfa_challenge", "method": "totp", "code": code},
-            allow_redirects=False, timeout=30)
+        response = _expect(browser.post(
+            response.url, data={"csrf_token": _match(CSRF, response.text),
+                                "step": "mfa_challenge", "code": code,
+                                "method": _match(METHOD, response.text)},
+            allow_redirects=False, timeout=30), 303, "TOTP POST")
         response = browser.get(urljoin(page.url, response.headers["Location"]),
                                allow_redirects=False, timeout=30)
     _expect(response, 302, "authorization response")
     code = parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
     token = _expect(requests.post(
-        f"{target.url}/token", headers=basic(target.client_id, target.client_secret),
+        f"{target.url}/token", headers=basic(client_id, client_secret),
         data={"grant_type": "authorization_code", "code": code,
               "redirect_uri": target.redirect_uri, "code_verifier": verifier}, timeout=30,
     ), 200, "token").json()
@@ -113,12 +122,24 @@ def sign_in(target: Target, user: dict[str, str], with_totp: bool = False) -> di
     return token  # type: ignore[no-any-return]
 
 
+def _match(pattern: re.Pattern[str], text: str) -> str:
+    found = pattern.search(text)
+    if found is None:
+        raise RuntimeError(f"no {pattern.pattern!r} in the page: {text[:200]}")
+    return found.group(1)
+
+
 class Worker(threading.Thread):
     """One virtual user looping over a scenario until the deadline."""
 
-    def __init__(self, scenario: str, target: Target, index: int, stats: Stats) -> None:
+    def __init__(self, scenario: str, target: Target, index: int, stats: Stats,
+                 stride: int = 1) -> None:
         super().__init__(daemon=True)
         self.scenario, self.target, self.index = scenario, target, index
+        # Worker i takes people i, i+stride, ...: when their number is a multiple of the
+        # stride (bench.run's 2,000 TOTP people and 4 workers), no two workers share a
+        # person, and a TOTP person comes back only after the others (a code works once).
+        self.stride = stride
         self.deadline, self.stats = 0.0, stats
         self.http = requests.Session()
         self.state: dict[str, Any] = {}
@@ -131,12 +152,13 @@ class Worker(threading.Thread):
 
     def run(self) -> None:
         t, state = self.target, self.state
+        people = t.mfa_users if self.scenario == "totp_sign_in" else t.users
         n = 0
         while time.monotonic() < self.deadline:
             n += 1
             started = time.perf_counter()
             try:
-                self.once(state, t, t.users[(self.index + n * 7) % len(t.users)])
+                self.once(state, t, people[(self.index + n * self.stride) % len(people)])
             except Exception as exc:  # counted, never fatal: errors must be visible as 0
                 self.stats.record(None, f"{type(exc).__name__}: {exc}"[:300])
             else:
@@ -186,7 +208,8 @@ def main() -> None:
         target = Target(**json.load(handle))
     assert urlsplit(target.url).hostname in ("127.0.0.1", "localhost"), "loopback only"
     stats = Stats()
-    workers = [Worker(args.scenario, target, i, stats) for i in range(args.concurrency)]
+    workers = [Worker(args.scenario, target, i, stats, stride=args.concurrency)
+               for i in range(args.concurrency)]
     for worker in workers:
         worker.prepare()
     # Handshake: the orchestrator snapshots server CPU between READY and GO.

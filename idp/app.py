@@ -8,13 +8,15 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, render_template
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
-from idp import ops
+from idp import database_errors, ops
 from idp.admin import api_error_response
 from idp.config import Settings, load_settings
 from idp.db import db
@@ -38,6 +40,7 @@ class IdpRuntime:
     encryptor: Encryptor
     keys: KeyStore
     metadata: dict[str, Any] = field(default_factory=dict)
+    metadata_json: bytes = b""  # the discovery document as served, rendered once
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -55,6 +58,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         SECRET_KEY=secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,
         SQLALCHEMY_ECHO=settings.database.echo,
+        # Connections a database restart cut are replaced at checkout, not failed on use.
+        # (Not SQLite: a file has no server to restart, and a ping costs a query a request.)
+        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": not settings.database_url.startswith(
+            "sqlite")},
         SESSION_COOKIE_NAME=cookie_name,
         SESSION_COOKIE_SECURE=settings.uses_https,
         SESSION_COOKIE_HTTPONLY=True,
@@ -77,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     _register_blueprints(app)
     _register_handlers(app)
     app.jinja_env.globals["csrf_token"] = csrf_token
+    app.session_interface = SessionCookies()
     hops = settings.server.trusted_proxy_hops
     if hops:
         # Behind a TLS-terminating proxy: the client's address (rate limits, logs) and the
@@ -84,6 +92,19 @@ def create_app(settings: Settings | None = None) -> Flask:
         # The host is not taken from headers: URLs are built from the configured issuer.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     return app
+
+
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed session cookie, with its signer made once instead of every request."""
+
+    def __init__(self) -> None:
+        self._signer: tuple[tuple[Any, ...], URLSafeTimedSerializer | None] | None = None
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        key = (app.secret_key, tuple(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        if self._signer is None or self._signer[0] != key:
+            self._signer = (key, super().get_signing_serializer(app))
+        return self._signer[1]
 
 
 def _register_blueprints(app: Flask) -> None:
@@ -110,9 +131,15 @@ def _register_blueprints(app: Flask) -> None:
 
 
 def _register_handlers(app: Flask) -> None:
+    database_errors.init_app(app)  # a restarting database: 503; refused input: 400
+    settings: Settings = app.extensions["idp"].settings
+
     @app.errorhandler(PageError)
-    def page_error(error: PageError) -> tuple[str, int]:
-        return render_template("error.html", error=error), error.status_code
+    def page_error(error: PageError) -> tuple[str, int, dict[str, str]]:
+        headers = {}
+        if getattr(error, "retry_after", 0):
+            headers["Retry-After"] = str(error.retry_after)  # type: ignore[attr-defined]
+        return render_template("error.html", error=error), error.status_code, headers
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response | tuple[str, int]:
@@ -130,19 +157,28 @@ def _register_handlers(app: Flask) -> None:
         page = PageError("Please try again in a moment.", title="Something went wrong on our side")
         return render_template("error.html", error=page), 500
 
+    always = [
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Frame-Options", "DENY"),
+        ("Content-Security-Policy",
+         "default-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; "
+         "form-action *; base-uri 'none'; object-src 'none'"),
+    ]
+    if settings.uses_https:
+        # Browsers keep to https for two years (they ignore it on plain-HTTP answers).
+        always.append(("Strict-Transport-Security", "max-age=63072000"))
+
     @app.after_request
     def security_headers(response: Response) -> Response:
+        # A view's own value wins. One pass over the headers (this runs on every answer).
         headers = response.headers
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "no-referrer")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault(
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' https: data:; frame-ancestors 'none'; "
-            "form-action *; base-uri 'none'; object-src 'none'",
-        )
-        if response.mimetype == "text/html":
-            headers.setdefault("Cache-Control", "no-store")
+        present = {key.lower() for key in headers.keys()}
+        for key, value in always:
+            if key.lower() not in present:
+                headers.add(key, value)
+        if response.mimetype == "text/html" and "cache-control" not in present:
+            headers.add("Cache-Control", "no-store")
         return response
 
 

@@ -18,7 +18,7 @@ from idp.config import ConfigError
 from idp.ops.logs import configure_logging
 
 if TYPE_CHECKING:
-    from idp.models import Portal
+    from idp.models import Portal, User
 
 class CliError(Exception):
     """Bad input from the operator: printed as one line."""
@@ -323,58 +323,45 @@ def cmd_users_create(args: argparse.Namespace, app: Flask) -> int:
 
 
 def cmd_users_send_reset(args: argparse.Namespace, app: Flask) -> int:
-    from idp.account.reset import send_reset_email
-    from idp.db import db
-    from idp.models import Portal, User
-    from idp.models.user import normalise_email
-    from idp.users import EMAIL_PATTERN
+    from idp.admin.people import send_reset_email
 
-    email = normalise_email(args.email)
-    user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
-    if user is None:
-        raise CliError(f"email: no person with email {email!r}")
-    if not EMAIL_PATTERN.match(user.email):
-        # e.g. an agent-assigned username kept as the login: there is nowhere to send a link.
-        raise CliError(f"email: {user.email!r} has no usable email address to send a link to")
-    if not user.is_active:
-        raise CliError(f"email: the account of {user.email} is disabled")
-    portal = None
-    if args.portal:
-        portal = db.session.execute(
-            db.select(Portal).filter_by(slug=args.portal)
-        ).scalar_one_or_none()
-        if portal is None:
-            raise CliError(f"portal: no portal with slug {args.portal!r}")
-    send_reset_email(user, portal)
-    db.session.commit()
+    user = _person_by_email(args.email)
+    portal = _portal_by_slug(args.portal) if args.portal else None
+    send_reset_email(user, portal, actor_label=f"cli:{_operator()}")
     print(f"idp: reset email for {user.email} queued (`idp worker` sends it)")
     return 0
 
 
 def cmd_users_reset_mfa(args: argparse.Namespace, app: Flask) -> int:
-    import getpass
+    from idp.admin.people import reset_person_mfa
 
-    from idp.db import db
-    from idp.mfa.methods import MfaError
-    from idp.mfa.reset import reset_mfa
-    from idp.models import User
-    from idp.models.user import normalise_email
-
-    email = normalise_email(args.email)
-    user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
-    if user is None:
-        raise CliError(f"email: no person with email {email!r}")
-    try:
-        operator = getpass.getuser()
-    except (KeyError, OSError):  # no login name in this environment
-        operator = "unknown"
-    try:
-        reset_mfa(user, args.reason, actor=f"cli:{operator}")
-    except MfaError as exc:
-        raise CliError(str(exc)) from None
+    user = _person_by_email(args.email)
+    reset_person_mfa(user, args.reason, actor_label=f"cli:{_operator()}")
     print(f"idp: MFA of {user.email} reset; they set it up again at their next sign-in "
           "(`idp worker` sends them an email)")
     return 0
+
+
+def _person_by_email(email: str) -> User:
+    from idp.db import db
+    from idp.models import User
+    from idp.models.user import normalise_email
+
+    address = normalise_email(email)
+    user = db.session.execute(db.select(User).filter_by(email=address)).scalar_one_or_none()
+    if user is None:
+        raise CliError(f"email: no person with email {address!r}")
+    return user
+
+
+def _operator() -> str:
+    """The operator's login name, for the audit log."""
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in this environment
+        return "unknown"
 
 
 def cmd_admins_grant(args: argparse.Namespace, app: Flask) -> int:

@@ -38,6 +38,10 @@ class TooManyAttempts(PageError):
     status_code = 429
     title = "Too many attempts"
 
+    def __init__(self, description: str, *, retry_after: int = 0) -> None:
+        super().__init__(description)
+        self.retry_after = retry_after  # seconds, for the Retry-After header (RFC 6585 4)
+
 
 class NotFound(PageError):
     status_code = 404

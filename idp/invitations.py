@@ -91,11 +91,12 @@ def send_invitation(
     name: str | None = None,
     contact_external_id: str | None = None,
     message: str | None = None,
+    actor: str = "cli",
 ) -> Invitation:
     """Invite one person to `portal`: an invitation, its link and the email, committed.
 
     `message` overrides the portal's `invitation_message`. See the module docstring for
-    people who already have an account or a pending invitation.
+    people who already have an account or a pending invitation. `actor` is for the audit log.
     """
     address = check_email(email)
     text = check_message(portal.policy.invitation_message if message is None else message)
@@ -105,13 +106,14 @@ def send_invitation(
                  _clean(contact_external_id, "contact_id", MAX_CONTACT_ID), text, user,
                  existing=_pending_invitation(portal, address))
     [invitation] = _deliver(portal, [send])
-    audit.record("invitation.sent", actor="cli", subject=address, portal=portal.slug,
+    audit.record("invitation.sent", actor=actor, subject=address, portal=portal.slug,
                  commit=False)
     db.session.commit()
     return invitation
 
 
-def resend_invitation(invitation: Invitation, message: str | None = None) -> Invitation:
+def resend_invitation(invitation: Invitation, message: str | None = None,
+                      actor: str = "cli") -> Invitation:
     """A new link (the older one superseded) and email; status "resent"; committed."""
     if invitation.accepted_at is not None:
         raise InvitationError(
@@ -124,7 +126,7 @@ def resend_invitation(invitation: Invitation, message: str | None = None) -> Inv
     _deliver(invitation.portal, [_Send(invitation.email, invitation.name,
                                        invitation.contact_external_id, text, user,
                                        existing=invitation)])
-    audit.record("invitation.resent", actor="cli", subject=invitation.email,
+    audit.record("invitation.resent", actor=actor, subject=invitation.email,
                  portal=invitation.portal.slug, commit=False)
     db.session.commit()
     return invitation

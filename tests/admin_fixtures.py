@@ -90,3 +90,23 @@ def api_token(http: FlaskClient, portal_slug: str | None = None) -> str:
 
 def api_headers(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+def assert_documented(http: FlaskClient, response: TestResponse, method: str,
+                      path: str) -> None:
+    """`response` is one the OpenAPI document declares for `method path` (a template such
+    as "/portals/{slug}/contacts"): its status, media type and body schema."""
+    from jsonschema import Draft202012Validator
+
+    document = http.get("/admin/api/v1/openapi.json").json
+    declared = document["paths"][path][method.lower()]["responses"]
+    assert str(response.status_code) in declared, (response.status_code, sorted(declared))
+    content = declared[str(response.status_code)].get("content")
+    if content is None:
+        assert not response.get_data(), response.get_data(as_text=True)[:300]
+        return
+    [(media_type, entry)] = content.items()
+    assert response.mimetype == media_type
+    Draft202012Validator(entry["schema"],
+                         format_checker=Draft202012Validator.FORMAT_CHECKER).validate(
+        response.json)

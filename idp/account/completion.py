@@ -17,7 +17,7 @@ from idp.account.links import void_links_of
 from idp.clock import utcnow
 from idp.db import db
 from idp.login.sessions import end_sessions_of, establish_session
-from idp.login.transaction import acr_for
+from idp.login.transaction import acr_for, renew_browser_id
 from idp.mfa.trusted import revoke_trusted_devices
 from idp.models import ActionLink, User
 from idp.oidc import tokens
@@ -48,6 +48,7 @@ def sign_in_after_link(link: ActionLink, user: User, policy: LoginPolicy) -> Res
     if follow_up is not None:
         follow_up(link, user)
     amr = ["pwd"]
+    renew_browser_id()  # session fixation: a copy of this browser's old cookie gains nothing
     establish_session(user, amr, acr_for(amr), utcnow(), policy)
     db.session.commit()
     if link.return_params:

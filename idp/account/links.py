@@ -92,7 +92,8 @@ def find_link(token: str, purposes: tuple[str, ...] = PURPOSES) -> ActionLink | 
     if not verdict.allowed:
         raise TooManyAttempts(
             f"Too many invalid links were tried from your network. Please wait "
-            f"{throttle.wait_text(verdict.wait_seconds)} and try again."
+            f"{throttle.wait_text(verdict.wait_seconds)} and try again.",
+            retry_after=verdict.wait_seconds,
         )
     link = None
     if token and len(token) <= 200:

@@ -38,11 +38,13 @@ from idp.mfa.methods import (
     pending_method,
     preferred_method,
     remove_method,
+    retry_after,
     throttle_wait,
     usable_methods,
 )
 from idp.mfa.recovery import (
     generate_recovery_codes,
+    recovery_verdict,
     remaining_recovery_codes,
     use_recovery_code,
 )
@@ -55,6 +57,7 @@ from idp.mfa.trusted import (
 )
 from idp.models import IdpSession, MfaMethod, User
 from idp.policy import LoginPolicy
+from idp.security import throttle
 from idp.security.csrf import check_csrf
 from idp.users import EMAIL_PATTERN
 
@@ -168,6 +171,11 @@ def verify() -> Response | str | tuple[str, int]:
     chosen = request.form.get("method", "")
     entered = request.form.get("code", "")[:100]
     if chosen == RECOVERY:
+        verdict = recovery_verdict(user)
+        if not verdict.allowed:
+            return throttle.too_many_attempts(_verify_page(
+                user, methods, next_path, RECOVERY, error=codes.CodeCheck.THROTTLED.value),
+                verdict.wait_seconds)
         if not use_recovery_code(user, entered):
             return _verify_page(user, methods, next_path, RECOVERY,
                                 error="That recovery code didn't work. Each code works only once.")
@@ -182,6 +190,10 @@ def verify() -> Response | str | tuple[str, int]:
         except MfaError as exc:
             return _verify_page(user, methods, next_path, str(method.id), error=str(exc))
         return _verify_page(user, methods, next_path, str(method.id), notice="We sent a new code.")
+    if throttle_wait(method) is not None:
+        return throttle.too_many_attempts(_verify_page(
+            user, methods, next_path, str(method.id), error=codes.CodeCheck.THROTTLED.value),
+            retry_after(method))
     problem = _check_second_factor(user, method, entered, request.form.get("credential", ""))
     if isinstance(problem, str):
         return _verify_page(user, methods, next_path, str(method.id), error=problem)

@@ -24,6 +24,7 @@ staff send to people who are not expecting them.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import current_app, render_template, request, url_for
@@ -40,6 +41,7 @@ from idp.models.user import normalise_email
 from idp.notify.outbox import queue_email, render_email
 from idp.security.csrf import check_csrf
 from idp.security.password_policy import normalise_password, password_problems
+from idp.security.timing import answer_no_sooner
 from idp.users import EMAIL_PATTERN
 
 MAX_EMAIL = 320
@@ -86,8 +88,11 @@ def register() -> Response | str | tuple[str, int]:
     if errors:
         return render_template("account/register.html", email=email, name=name,
                                errors=errors, **context)
+    started = time.perf_counter()
     send_registration_email(email, name, portal, return_params)
     db.session.commit()
+    # A new email gets a link, a known one a note: the same time for every answer, too.
+    answer_no_sooner(started)
     return render_template("account/register_sent.html", email=email, **context)
 
 

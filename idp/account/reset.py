@@ -6,11 +6,13 @@ transaction (`?tx=`), so that after the new password the person lands back at th
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import render_template, request
 from werkzeug.wrappers import Response
 
+from idp import audit
 from idp.account import bp
 from idp.account.context import portal_named, sign_in_context
 from idp.account.links import issue_link, link_url
@@ -22,6 +24,7 @@ from idp.models.user import normalise_email
 from idp.notify.outbox import queue_email, render_email
 from idp.policy import LoginPolicy
 from idp.security.csrf import check_csrf
+from idp.security.timing import answer_no_sooner
 
 MAX_EMAIL = 320
 
@@ -58,16 +61,25 @@ def reset() -> Response | str:
                                tx_id=tx_id, email=request.args.get("email", "")[:MAX_EMAIL],
                                legacy_usernames=legacy)
     check_csrf()
+    started = time.perf_counter()
     email = normalise_email(request.form.get("email", ""))[:MAX_EMAIL]
     user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
     if user is not None and user.is_active and not is_placeholder(user):
         send_reset_email(user, portal, return_params)
-        db.session.commit()
+        outcome = "sent"
     elif legacy and send_legacy_reset(portal, email, return_params):
         # A legacy username or the email on file: the link goes to the email on file.
-        db.session.commit()
+        outcome = "sent_legacy"
     else:
         # Same work, same answer for an unknown email: nothing here tells them apart.
         render_email("reset_password", name=None, portal_name=None, link="", lifetime="")
+        outcome = "no_account"
+    # Staff read the outcome in the audit log; the person's page never shows it.
+    audit.record("password.reset_requested", actor="anonymous", subject=email, commit=False,
+                 portal=portal.slug if portal else None,
+                 client_id=client.client_id if client else None, outcome=outcome)
+    db.session.commit()
+    # A known email queues a link and an email: the same time for every answer, too.
+    answer_no_sooner(started)
     return render_template("account/reset_sent.html", client=client, portal=portal,
                            tx_id=tx_id, email=email)

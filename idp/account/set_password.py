@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import current_app, render_template, request
 from werkzeug.wrappers import Response
 
+from idp import audit
 from idp.account import bp
 from idp.account.completion import done_page, set_new_password, sign_in_after_link
 from idp.account.links import find_link, mark_opened, redeem_link
@@ -67,6 +68,9 @@ def set_password(token: str) -> Response | str | tuple[str, int]:
         db.session.add(user)
         db.session.flush()
     user.email_verified = True  # the link reached this mailbox
+    if link.purpose == "reset":
+        audit.record("password.reset_completed", actor=f"user:{user.sub}", subject=user.email,
+                     commit=False, portal=link.portal.slug if link.portal else None)
     set_new_password(user, current_app.extensions["idp"].passwords.hash(password))
     return sign_in_after_link(link, user, policy)
 

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import date
 from typing import IO, Any
 
 from sqlalchemy import func
 
-from idp import contacts
+from idp import audit, contacts
 from idp.clock import utcnow
 from idp.db import db
 from idp.models import (
@@ -178,6 +178,10 @@ def link_account(account: LegacyAccount, user: User, outcome: str) -> None:
     account.user_id, account.user = user.id, user
     account.migrated_at = utcnow()
     account.outcome = outcome
+    # "legacy.migrated" (the account became a person's) or "legacy.linked" (joined one).
+    audit.record(f"legacy.{outcome}", actor=f"user:{user.sub}", subject=user.email,
+                 commit=False, portal=account.portal.slug,
+                 legacy_username=account.legacy_username)
     attach_contact(account, user)
     if previous is not None and previous.id != user.id and is_placeholder(previous):
         retire_placeholder(previous, user)
@@ -376,12 +380,18 @@ def export_pending(portal: Portal, out: IO[str]) -> int:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(EXPORT_COLUMNS)
     count = 0
-    for account in pending_for_export(portal):
-        writer.writerow([account.email or "", account.name or "", account.contact_id or "",
-                         account.legacy_username, account.phone or "",
-                         "yes" if account.password_hash else "no"])
+    for row in pending_rows(portal):
+        writer.writerow(row)
         count += 1
     return count
+
+
+def pending_rows(portal: Portal) -> Iterator[list[str]]:
+    """The pending accounts as rows of EXPORT_COLUMNS (the CLI's file, the console's)."""
+    for account in pending_for_export(portal):
+        yield [account.email or "", account.name or "", account.contact_id or "",
+               account.legacy_username, account.phone or "",
+               "yes" if account.password_hash else "no"]
 
 
 def retire_accounts(portal: Portal, usernames: Iterable[str]) -> int:

@@ -10,6 +10,7 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import AccessDeniedError, InvalidRequestError, OAuth2Error
 from flask import current_app, redirect, url_for
+from sqlalchemy.exc import NoResultFound
 from werkzeug.wrappers import Response
 
 from idp.clock import utcnow
@@ -24,10 +25,10 @@ from idp.login.transaction import (
     open_transaction,
 )
 from idp.mfa.trusted import amr_with_trust, current_trust
-from idp.models import Client, IdpSession, LoginTransaction
+from idp.models import IdpSession, LoginTransaction
 from idp.oidc.id_tokens import InvalidIdTokenHint, read_id_token_hint
 from idp.oidc.responses import authorization_response, response_mode_of
-from idp.oidc.server import authorization_server, stored_authorization_request
+from idp.oidc.server import authorization_server, client_by_id, stored_authorization_request
 
 
 def begin_authorization() -> Response:
@@ -43,6 +44,11 @@ def begin_authorization() -> Response:
         )
     except OAuth2Error as error:
         return error_response(request, error)
+    except ValueError:
+        # authlib quotes request values (redirect_uri, response_type) in its error
+        # descriptions and refuses to build one with characters an error_description may
+        # not carry (RFC 6749 5.2: no '"', '\', non-ASCII): that request is invalid too.
+        raise InvalidRequest("The request contains characters that are not allowed.") from None
     params = {key: request.payload.data.get(key) for key in request.payload.data}
     tx = open_transaction(grant.client, params)
     state = LoginState(tx=tx, client=grant.client, session=live, id_token_hint_sub=hint_sub)
@@ -63,9 +69,9 @@ def _id_token_hint_sub(hint: str | None, redirect_uri: str) -> str | None:
 
 def state_for(tx: LoginTransaction) -> LoginState:
     """Rebuild the facts of a transaction for this request."""
-    client = db.session.execute(
-        db.select(Client).filter_by(client_id=tx.client_id)
-    ).scalar_one()
+    client = client_by_id(tx.client_id)  # once per request: authlib asks for it again
+    if client is None:
+        raise NoResultFound(f"client {tx.client_id} of a login transaction")
     hint = tx.params.get("id_token_hint")
     hint_sub = None
     if hint:

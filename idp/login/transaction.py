@@ -12,6 +12,7 @@ from idp.clock import utcnow
 from idp.db import db
 from idp.errors import TransactionExpired
 from idp.models import Client, IdpSession, LoginTransaction, User
+from idp.security import csrf
 from idp.security.secrets import generate_secret
 
 LIFETIME = timedelta(minutes=30)
@@ -29,6 +30,23 @@ def browser_id() -> str:
     if not value:
         value = session[BROWSER_KEY] = generate_secret(16)
     return str(value)
+
+
+def renew_browser_id() -> str:
+    """A new browser id and CSRF token for this browser, once someone signs in on it.
+
+    Session fixation: a copy of the cookie made (or planted) before the sign-in keeps the
+    old values, which then reach no login transaction and pass no form (OWASP: renew the
+    session's identifiers when its privilege changes).
+    """
+    session.pop(csrf.FIELD, None)  # made anew by the next page's form
+    value = session[BROWSER_KEY] = generate_secret(16)
+    return value
+
+
+def rebind_transaction(tx: LoginTransaction) -> None:
+    """Sign-in happened in this transaction: it follows this browser's new id only."""
+    tx.browser_id = renew_browser_id()
 
 
 def open_transaction(client: Client, params: dict[str, str]) -> LoginTransaction:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, redirect, request, url_for
 from werkzeug.wrappers import Response
 
+from idp.db import db
 from idp.login import flow
 from idp.login.steps import next_step
-from idp.login.transaction import load_transaction
+from idp.login.transaction import load_transaction, rebind_transaction
 from idp.security.csrf import check_csrf
 
 bp = Blueprint("login", __name__)
@@ -31,7 +32,11 @@ def interaction(tx_id: str) -> Response | str:
         return step.render(state)
     if request.form.get("action") == "deny" and step.name == "consent":
         return flow.deny(state)
+    authenticated_at = tx.authenticated_at
     shown = step.submit(state, request.form)
+    if tx.authenticated_at is not None and tx.authenticated_at != authenticated_at:
+        rebind_transaction(tx)  # session fixation: a copy of the old cookie is left behind
+        db.session.commit()
     if shown is not None:
         return shown
     # Post/Redirect/Get: the next request recomputes the step from the new facts.

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from idp import audit
 from idp.clock import utcnow
 from idp.db import db
 from idp.login.transaction import LoginState
@@ -36,6 +37,8 @@ def record_second_factor(state: LoginState, kind: str | None, value: str | None 
     tx.authenticated_at = utcnow()
     # A session already settled for this transaction is settled again with the new facts.
     tx.session_id = None
+    audit.record("mfa.passed", actor=f"user:{user.sub}", subject=user.email, commit=False,
+                 client_id=state.client.client_id, method_kind=kind or "recovery")
     db.session.commit()
     metrics.MFA_COMPLETIONS.labels(kind or "recovery").inc()
 

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import timedelta
+
+from sqlalchemy import update
 
 from idp.clock import utcnow
 from idp.db import db
 from idp.mfa.relying_party import passkeys_supported
 from idp.models import MfaCode, MfaMethod, User
 from idp.policy import LoginPolicy
+from idp.security.throttle import MAX_CONSECUTIVE_FAILURES
 
 
 class MfaError(ValueError):
@@ -138,10 +142,22 @@ def throttle_wait(method: MfaMethod) -> timedelta | None:
     """How long before this method may be tried again, or None."""
     if method.failed_attempts < THROTTLE_AFTER or method.last_failed_at is None:
         return None
+    if method.failed_attempts >= MAX_CONSECUTIVE_FAILURES:
+        # NIST SP 800-63B 5.2.2: no more than 100 consecutive failures. The method waits
+        # until the person passes with another one (or a recovery code) or staff reset MFA.
+        return THROTTLE_MAX
     delay = min(timedelta(seconds=30 * 2 ** (method.failed_attempts - THROTTLE_AFTER)),
                 THROTTLE_MAX)
     remaining = method.last_failed_at + delay - utcnow()
     return remaining if remaining > timedelta(0) else None
+
+
+def retry_after(method: MfaMethod) -> int:
+    """Whole seconds to wait before the next try of `method` (0: now, or locked for good)."""
+    wait = throttle_wait(method)
+    if wait is None or method.failed_attempts >= MAX_CONSECUTIVE_FAILURES:
+        return 0
+    return math.ceil(wait.total_seconds())
 
 
 def record_failure(method: MfaMethod) -> None:
@@ -150,6 +166,11 @@ def record_failure(method: MfaMethod) -> None:
 
 
 def record_success(method: MfaMethod) -> None:
+    """The method passed: the failures of every method of the person are forgiven (whoever
+    passes one second factor needs no other, so guessing at the others gains nothing)."""
+    db.session.execute(
+        update(MfaMethod).where(MfaMethod.user_id == method.user_id, MfaMethod.id != method.id)
+        .values(failed_attempts=0, last_failed_at=None))
     method.failed_attempts = 0
     method.last_failed_at = None
     method.last_used_at = utcnow()

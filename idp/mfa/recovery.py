@@ -13,6 +13,7 @@ from sqlalchemy import update
 from idp.clock import utcnow
 from idp.db import db
 from idp.models import RecoveryCode, User
+from idp.security import throttle
 from idp.security.secrets import hash_secret
 
 COUNT = 10
@@ -49,10 +50,26 @@ def remaining_recovery_codes(user: User) -> int:
     return int(count or 0)
 
 
+def recovery_key(user: User) -> throttle.Key:
+    """Guesses of a person's recovery codes are throttled like passwords (per person)."""
+    return throttle.account_key("recovery", user.sub)
+
+
+def recovery_verdict(user: User) -> throttle.Verdict:
+    """May the person try a recovery code now?"""
+    return throttle.check(recovery_key(user))
+
+
 def use_recovery_code(user: User, code: str) -> bool:
-    """True (and the code is spent) when `code` is one of the person's unused codes."""
+    """True (and the code is spent) when `code` is one of the person's unused codes.
+
+    Always False while guessing is throttled (`recovery_verdict`); a wrong code counts.
+    """
+    if not recovery_verdict(user).allowed:
+        return False
     value = normalise(code)
     if len(value) != LENGTH:
+        throttle.record_failure(recovery_key(user))
         return False
     # A conditional UPDATE: the code works once even when two requests race.
     spent = db.session.execute(
@@ -62,4 +79,8 @@ def use_recovery_code(user: User, code: str) -> bool:
         .values(used_at=utcnow())
     )
     db.session.commit()
-    return spent.rowcount == 1  # type: ignore[attr-defined]
+    if spent.rowcount != 1:  # type: ignore[attr-defined]
+        throttle.record_failure(recovery_key(user))
+        return False
+    throttle.record_success(recovery_key(user))
+    return True

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin, scope_to_list
-from sqlalchemy import JSON, ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from idp.clock import utcnow
@@ -44,6 +44,9 @@ class Client(db.Model, ClientMixin):  # type: ignore[name-defined,misc]
     # ID token algorithm chosen by the client (OIDC Registration 2); None: server default.
     id_token_signed_response_alg: Mapped[str | None] = mapped_column(String(10))
     first_party: Mapped[bool] = mapped_column(default=False)
+    # Token lifetimes in seconds for this client; None: the server's [tokens] settings.
+    access_token_lifetime: Mapped[int | None]
+    refresh_token_lifetime: Mapped[int | None]
     disabled_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -104,3 +107,21 @@ class Client(db.Model, ClientMixin):  # type: ignore[name-defined,misc]
 
     def __repr__(self) -> str:
         return f"<Client {self.client_id}>"
+
+
+class ClientSecretReveal(db.Model):  # type: ignore[name-defined]
+    """A new client secret waiting to be shown, once, to the staff member who made it.
+
+    The console answers a POST with a redirect (303), so the secret must wait on the server
+    for the page that shows it; it is encrypted at rest, bound to the staff member's IdP
+    session, deleted when shown and useless after a few minutes (idp.clients).
+    """
+
+    __tablename__ = "client_secret_reveals"
+
+    # SHA-256 of the random id in the page's URL.
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id"), index=True)
+    session_id: Mapped[str] = mapped_column(String(64))
+    secret_encrypted: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime]

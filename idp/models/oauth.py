@@ -88,12 +88,9 @@ class Token(db.Model, TokenMixin):  # type: ignore[name-defined,misc]
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
 
     user: Mapped[User | None] = relationship()
-
-    @property
-    def client(self) -> Client | None:
-        return db.session.execute(
-            db.select(Client).filter_by(client_id=self.client_id)
-        ).scalar_one_or_none()
+    # Loaded once per row (userinfo asks for it twice), or with the row by a joinedload.
+    client: Mapped[Client | None] = relationship(
+        primaryjoin="foreign(Token.client_id) == Client.client_id", viewonly=True)
 
     def check_client(self, client: Client) -> bool:
         return self.client_id == client.client_id

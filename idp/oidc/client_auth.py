@@ -1,4 +1,5 @@
-"""private_key_jwt client authentication (OIDC Core 9, RFC 7523) with strict JOSE rules."""
+"""Client authentication: private_key_jwt (OIDC Core 9, RFC 7523) with strict JOSE rules,
+and HTTP Basic that treats a malformed header as a failed authentication."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from authlib.oauth2.rfc6749 import InvalidClientError
+from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from flask import current_app, url_for
 from joserfc import jwt
@@ -23,6 +26,25 @@ ASSERTION_ALGORITHMS = ["RS256", "PS256", "ES256"]
 # Headers that would let the token choose its own verification key or semantics.
 FORBIDDEN_HEADERS = ("jwk", "jku", "x5u", "x5c", "crit")
 MAX_ASSERTION_LENGTH = 8192
+
+
+# authlib's reader of HTTP Basic credentials raises ValueError on "Basic " without
+# credentials, base64 with non-ASCII characters and credentials that are not UTF-8:
+# a 500 for a malformed header (found by tests/security/test_fuzz_token.py).
+def basic_credentials(headers: Any) -> tuple[str | None, str | None]:
+    """(client_id, client_secret) of HTTP Basic (RFC 6749 2.3.1); Nones when malformed."""
+    try:
+        return extract_basic_authorization(headers)  # type: ignore[no-any-return]
+    except ValueError:
+        return None, None
+
+
+def client_secret_basic(query_client: Any, request: Any) -> Client | None:
+    """authlib's client_secret_basic, failing (401) on a malformed Authorization header."""
+    try:
+        return authenticate_client_secret_basic(query_client, request)  # type: ignore[no-any-return]
+    except ValueError:
+        return None
 
 
 class PrivateKeyJWT(JWTBearerClientAssertion):

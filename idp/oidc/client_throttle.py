@@ -12,15 +12,15 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from authlib.oauth2.rfc6749.util import extract_basic_authorization
 from flask import request
 from werkzeug.wrappers import Response
 
+from idp.oidc.client_auth import basic_credentials
 from idp.security import throttle
 
 
 def _client_id() -> str:
-    client_id, _ = extract_basic_authorization(request.headers)
+    client_id, _ = basic_credentials(request.headers)
     if not client_id:
         client_id = request.form.get("client_id", "")
     if not client_id and request.form.get("client_assertion"):
@@ -46,7 +46,7 @@ def throttled_client_auth(view: Callable[..., Response]) -> Callable[..., Respon
         if _is_client_auth_failure(response):
             throttle.record_failure(*keys)
         elif response.status_code == 200:
-            throttle.record_success(keys[0])
+            throttle.record_success(keys[0], verdict=verdict)
         return response
 
     return wrapper

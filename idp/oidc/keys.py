@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -45,6 +45,10 @@ class _Loaded:
     public: KeySet
     jwks: dict[str, Any]
     loaded_at: float
+    # The JWKS document as served (rendered once per key set, not once per request).
+    jwks_json: bytes = b""
+    # Parsed private keys by kid: a refresh that finds the same keys parses none again.
+    parsed: dict[str, RSAKey | ECKey] = field(default_factory=dict)
 
 
 class KeyStore:
@@ -95,6 +99,14 @@ class KeyStore:
         """The published JWK Set document."""
         return self._load().jwks
 
+    def jwks_json(self) -> bytes:
+        """The published JWK Set document as JSON, rendered once per key set."""
+        loaded = self._load()
+        if not loaded.jwks_json:
+            loaded.jwks_json = json.dumps(loaded.jwks, separators=(",", ":"),
+                                          sort_keys=True).encode() + b"\n"
+        return loaded.jwks_json
+
     def invalidate(self) -> None:
         self._loaded = None
 
@@ -123,11 +135,20 @@ class KeyStore:
         ).all()
         published = [k for k in rows if k.retired_at is None or k.retired_at > horizon]
         signing: dict[str, RSAKey | ECKey] = {}
+        known = loaded.parsed if loaded else {}
+        parsed: dict[str, RSAKey | ECKey] = {}
         for key in rows:
             if key.retired_at is None and key.alg not in signing:
-                plain = self._encryptor.decrypt(key.private_jwk_encrypted)
-                signing[key.alg] = import_private_jwk(json.loads(plain))
+                # Parsing validates an RSA key (tens of ms): only keys not seen before.
+                if key.kid not in known:
+                    plain = self._encryptor.decrypt(key.private_jwk_encrypted)
+                    known[key.kid] = import_private_jwk(json.loads(plain))
+                signing[key.alg] = parsed[key.kid] = known[key.kid]
         jwks: Any = {"keys": [dict(k.public_jwk) for k in published]}
-        loaded = _Loaded(signing, KeySet.import_key_set(jwks), jwks, time.monotonic())
+        if loaded and jwks == loaded.jwks:
+            public, rendered = loaded.public, loaded.jwks_json
+        else:
+            public, rendered = KeySet.import_key_set(jwks), b""
+        loaded = _Loaded(signing, public, jwks, time.monotonic(), rendered, parsed)
         self._loaded = loaded
         return loaded

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Request
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app
 from joserfc.jwk import KeySet
 
 from idp.login.sessions import current_session, end_idp_session
-from idp.oidc.id_tokens import ID_TOKEN_ALGORITHMS
+from idp.oidc.id_tokens import ID_TOKEN_ALGORITHMS, MAX_ID_TOKEN_HINT
 
 
 class EndSession(EndSessionEndpoint):
     """authlib's RP-Initiated Logout endpoint bound to our keys and sessions."""
+
+    def validate_request(self, request: OAuth2Request) -> Any:
+        # The same size limit as at /authorize (idp.oidc.id_tokens), before any parsing.
+        if len(request.payload.data.get("id_token_hint") or "") > MAX_ID_TOKEN_HINT:
+            raise InvalidRequestError("id_token_hint is too large")
+        return super().validate_request(request)
 
     def get_server_jwks(self) -> KeySet:
         return current_app.extensions["idp"].keys.public_keys()  # type: ignore[no-any-return]

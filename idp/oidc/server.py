@@ -16,6 +16,8 @@ from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from authlib.oidc.core import UserInfoEndpoint
 from flask import Flask, current_app
+from sqlalchemy import bindparam
+from sqlalchemy.orm import joinedload
 
 from idp import audit
 from idp.clock import to_epoch
@@ -23,8 +25,9 @@ from idp.db import db
 from idp.models import Client, Token, User
 from idp.oidc import grants, tokens
 from idp.oidc.claims import user_claims
-from idp.oidc.client_auth import PrivateKeyJWT
+from idp.oidc.client_auth import PrivateKeyJWT, client_secret_basic
 from idp.oidc.logout import EndSession
+from idp.oidc.memo import per_request
 
 SCOPES_SUPPORTED = ["openid", "profile", "email", "phone", "offline_access"]
 ENDPOINT_AUTH_METHODS = grants.CONFIDENTIAL_AUTH_METHODS + ["none"]
@@ -46,17 +49,32 @@ def stored_authorization_request(params: dict[str, str], issuer: str) -> OAuth2R
     return request
 
 
+# Built once (building a statement costs about as much as running it): every token,
+# introspection and revocation request looks its client up; the portal (policy, per-portal
+# claims) comes in the same query.
+_CLIENT_BY_ID = db.select(Client).options(joinedload(Client.portal)).where(
+    Client.client_id == bindparam("client_id"))
+
+
+def client_by_id(client_id: str) -> Client | None:
+    """The client `client_id`, enabled or not; looked up once per request.
+
+    authlib validates an authorization request twice when it issues the code (consent,
+    then response), and the sign-in pages need the client too: one query serves them all.
+    """
+    return per_request(("client", client_id), lambda: db.session.execute(
+        _CLIENT_BY_ID, {"client_id": client_id}).scalar_one_or_none())
+
+
 def query_client(client_id: str) -> Client | None:
     """Enabled clients only; a disabled client is unknown to the protocol."""
-    client = db.session.execute(
-        db.select(Client).filter_by(client_id=client_id)
-    ).scalar_one_or_none()
+    client = client_by_id(client_id)
     return client if client is not None and client.disabled_at is None else None
 
 
 class AccessTokenValidator(BearerTokenValidator):
     def authenticate_token(self, token_string: str) -> Token | None:
-        return tokens.find_active_access_token(token_string)
+        return tokens.find_active_access_token(token_string, with_client=True)
 
 
 class TokenRevocation(RevocationEndpoint):
@@ -151,6 +169,7 @@ def init_oidc(app: Flask) -> None:
         return  # the module-level server is wired once; later apps (tests) share the wiring
     authorization_server._idp_wired = True  # type: ignore[attr-defined]
     authorization_server.register_client_auth_method("private_key_jwt", PrivateKeyJWT())
+    authorization_server.register_client_auth_method("client_secret_basic", client_secret_basic)
     authorization_server.register_grant(
         grants.AuthorizationCodeGrant,
         [

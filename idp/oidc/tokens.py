@@ -11,7 +11,8 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import OAuth2Request, scope_to_list
 from flask import current_app
-from sqlalchemy import or_, update
+from sqlalchemy import bindparam, or_, update
+from sqlalchemy.orm import joinedload
 
 from idp.clock import utcnow
 from idp.db import db
@@ -38,7 +39,8 @@ def generate_bearer_token(
     """authlib token generator: random opaque tokens with configured lifetimes."""
     settings = current_app.extensions["idp"].settings.tokens
     if expires_in is None:
-        expires_in = (
+        # The client's own lifetime (set in the admin console) wins over the server's.
+        expires_in = client.access_token_lifetime or (
             settings.client_credentials_lifetime
             if grant_type == "client_credentials"
             else settings.access_token_lifetime
@@ -75,8 +77,9 @@ def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
         scope=token.get("scope", ""),
         issued_at=now,
         access_expires_at=now + timedelta(seconds=token["expires_in"]),
-        refresh_expires_at=_refresh_expiry(now, previous, settings.refresh_token_lifetime)
-        if "refresh_token" in token else None,
+        refresh_expires_at=_refresh_expiry(
+            now, previous, request.client.refresh_token_lifetime
+            or settings.refresh_token_lifetime) if "refresh_token" in token else None,
         auth_time=code.auth_time if code else (previous.auth_time if previous else None),
         acr=code.acr if code else (previous.acr if previous else None),
         amr=list(code.amr) if code else (list(previous.amr) if previous else []),
@@ -100,23 +103,35 @@ def _remember_session_client(session_id: str, client_id: str) -> None:
         db.session.add(SessionClient(session_id=session_id, client_id=client_id))
 
 
+# Built once (building a statement costs about as much as running it here). The person
+# comes with the row: refresh and revocation need them, and a row holding them keeps the
+# session's identity map from dropping and reloading them mid-request.
+_WITH_USER = db.select(Token).options(joinedload(Token.user))
+_TOKEN_BY_HINT = {
+    "access_token": _WITH_USER.where(Token.access_token_hash == bindparam("digest")),
+    "refresh_token": _WITH_USER.where(Token.refresh_token_hash == bindparam("digest")),
+    None: _WITH_USER.where(or_(Token.access_token_hash == bindparam("digest"),
+                               Token.refresh_token_hash == bindparam("digest"))),
+}
+
+
 def find_token(value: str, hint: str | None = None) -> Token | None:
     """The token row whose access or refresh token is `value`, revoked or not."""
-    digest = hash_secret(value)
-    if hint == "access_token":
-        condition = Token.access_token_hash == digest
-    elif hint == "refresh_token":
-        condition = Token.refresh_token_hash == digest
-    else:
-        condition = or_(Token.access_token_hash == digest, Token.refresh_token_hash == digest)
-    return db.session.execute(db.select(Token).where(condition)).scalars().first()
+    statement = _TOKEN_BY_HINT.get(hint, _TOKEN_BY_HINT[None])
+    return db.session.execute(statement, {"digest": hash_secret(value)}).scalars().first()
 
 
-def find_active_access_token(value: str) -> Token | None:
+# Userinfo and introspection: the person (and for userinfo the client) in the same query;
+# revocation and expiry are still read from the row on every call.
+_ACCESS_TOKEN = _TOKEN_BY_HINT["access_token"]
+_ACCESS_TOKEN_WITH_CLIENT = _ACCESS_TOKEN.options(
+    joinedload(Token.client).joinedload(Client.portal))  # per-portal claims need it
+
+
+def find_active_access_token(value: str, with_client: bool = False) -> Token | None:
     """A valid (unexpired, unrevoked) access token, for userinfo and introspection."""
-    row = db.session.execute(
-        db.select(Token).filter_by(access_token_hash=hash_secret(value))
-    ).scalar_one_or_none()
+    statement = _ACCESS_TOKEN_WITH_CLIENT if with_client else _ACCESS_TOKEN
+    row = db.session.execute(statement, {"digest": hash_secret(value)}).scalar_one_or_none()
     if row is None or row.is_revoked() or row.is_expired():
         return None
     return row

@@ -32,7 +32,10 @@ def allow_cross_origin(response: Response) -> Response:
 
 @bp.get("/.well-known/openid-configuration")
 def discovery() -> Response:
-    response = jsonify(current_app.extensions["idp"].metadata)
+    runtime = current_app.extensions["idp"]
+    if not runtime.metadata_json:  # rendered once: the metadata is fixed at start-up
+        runtime.metadata_json = jsonify(runtime.metadata).get_data()
+    response = Response(runtime.metadata_json, mimetype="application/json")
     response.cache_control.public = True
     response.cache_control.max_age = 3600
     return response
@@ -40,7 +43,8 @@ def discovery() -> Response:
 
 @bp.get("/jwks")
 def jwks() -> Response:
-    response = jsonify(current_app.extensions["idp"].keys.jwks())
+    keys = current_app.extensions["idp"].keys
+    response = Response(keys.jwks_json(), mimetype="application/json")
     response.cache_control.public = True
     response.cache_control.max_age = 300
     return response

@@ -53,6 +53,8 @@ def init_app(app: Flask) -> None:
         request_id = g.get("request_id")
         if request_id:
             response.headers[REQUEST_ID_HEADER] = request_id
+            if not log.isEnabledFor(logging.INFO):
+                return response  # the line would be dropped: don't build it
             started = g.pop("idp_log_started", time.perf_counter())
             log.info("%s %s %s", request.method, request.endpoint or "unmatched",
                      response.status_code, extra={

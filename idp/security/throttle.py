@@ -18,8 +18,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
+from werkzeug.wrappers import Response
 
 from idp.clock import utcnow
 from idp.db import db
@@ -62,6 +63,9 @@ class Key:
 class Verdict:
     wait_seconds: int  # 0 when the attempt may go ahead
     locked: bool = False  # 100 consecutive failures on an account
+    # Digests of the keys that have a counter: a success clears only those (no write when
+    # there is nothing to clear, which is nearly always).
+    counted: frozenset[str] = frozenset()
 
     @property
     def allowed(self) -> bool:
@@ -90,6 +94,11 @@ def _redis() -> RedisCounters | None:
     return counters_for(url)
 
 
+# Built once: every credential check runs it (building costs about as much as running).
+_COUNTERS = select(ThrottleCounter).where(
+    ThrottleCounter.key_hash.in_(bindparam("digests", expanding=True)))
+
+
 def check(*keys: Key) -> Verdict:
     """May an attempt go ahead now? The strictest key decides."""
     now = utcnow()
@@ -101,23 +110,21 @@ def check(*keys: Key) -> Verdict:
     else:
         counters = {
             row.key_hash: (row.failures, row.last_failure_at)
-            for row in db.session.scalars(
-                select(ThrottleCounter).where(ThrottleCounter.key_hash.in_(digests))
-            )
+            for row in db.session.scalars(_COUNTERS, {"digests": digests})
         }
     wait, locked = 0, False
     for key in keys:
         failures, last_failure_at = counters.get(key.digest, (0, now - FORGET_AFTER))
-        if now - last_failure_at >= FORGET_AFTER:
-            continue
         if key.kind == "account" and failures >= MAX_CONSECUTIVE_FAILURES:
-            locked = True
+            locked = True  # never forgotten: only a success (a reset) clears it
+        elif now - last_failure_at >= FORGET_AFTER:
+            continue
         over = failures - key.rule.free
         if over >= 0:
             delay = timedelta(seconds=min(2 ** min(over, 20), key.rule.max_wait))
             remaining = (last_failure_at + delay - now).total_seconds()
             wait = max(wait, int(remaining + 0.999))
-    return Verdict(wait_seconds=max(wait, 0), locked=locked)
+    return Verdict(wait_seconds=max(wait, 0), locked=locked, counted=frozenset(counters))
 
 
 def record_failure(*keys: Key) -> None:
@@ -125,11 +132,14 @@ def record_failure(*keys: Key) -> None:
     now = utcnow()
     redis = _redis()
     if redis is not None:
-        redis.record_failure([k.digest for k in keys], now, FORGET_AFTER)
+        redis.record_failure([k.digest for k in keys], now, FORGET_AFTER,
+                             [_lock_at(k) for k in keys])
         db.session.commit()  # as the database version does: callers count on it
         return
     for key in keys:
         stale = ThrottleCounter.last_failure_at < now - FORGET_AFTER
+        if _lock_at(key):
+            stale = stale & (ThrottleCounter.failures < _lock_at(key))
         db.session.execute(
             update(ThrottleCounter).where(ThrottleCounter.key_hash == key.digest, stale)
             .values(failures=0)
@@ -151,8 +161,22 @@ def record_failure(*keys: Key) -> None:
     db.session.commit()
 
 
-def record_success(*keys: Key) -> None:
-    """A success resets the counters of these keys (an account after its password, ...)."""
+def _lock_at(key: Key) -> int:
+    """Failures after which `key` is locked, not forgotten (accounts only; 0: never)."""
+    return MAX_CONSECUTIVE_FAILURES if key.kind == "account" else 0
+
+
+def record_success(*keys: Key, verdict: Verdict | None = None) -> None:
+    """A success resets the counters of these keys (an account after its password, ...).
+
+    With the `verdict` of the check before the attempt, keys that had no counter then are
+    skipped: a failure counted since, by a concurrent attempt, is kept (stricter, never
+    looser), and the common case writes nothing.
+    """
+    if verdict is not None:
+        keys = tuple(k for k in keys if k.digest in verdict.counted)
+        if not keys:
+            return
     redis = _redis()
     if redis is not None:
         redis.clear([k.digest for k in keys])
@@ -162,6 +186,15 @@ def record_success(*keys: Key) -> None:
         delete(ThrottleCounter).where(ThrottleCounter.key_hash.in_([k.digest for k in keys]))
     )
     db.session.commit()
+
+
+def too_many_attempts(page: str, wait_seconds: int) -> Response:
+    """A hosted page refused by throttling: 429 (RFC 6585 4), with Retry-After while the
+    wait lasts (none for a lock that only a reset lifts), so tools see it as people do."""
+    response = Response(page, status=429, mimetype="text/html")
+    if wait_seconds > 0:
+        response.headers["Retry-After"] = str(wait_seconds)
+    return response
 
 
 def wait_text(seconds: int) -> str:

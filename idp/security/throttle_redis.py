@@ -18,15 +18,23 @@ from functools import lru_cache
 
 PREFIX = "idp:throttle:"
 
-# KEYS[1]: the counter; ARGV: now (epoch s), forget-after (s). Returns the new count.
+# KEYS[1]: the counter; ARGV: now (epoch s), forget-after (s), lock-at (failures that
+# lock the key until a success clears it; 0: never). Returns the new count.
 _RECORD_FAILURE = """
 local last = tonumber(redis.call('HGET', KEYS[1], 'last') or '0')
-if tonumber(ARGV[1]) - last >= tonumber(ARGV[2]) then
+local before = tonumber(redis.call('HGET', KEYS[1], 'failures') or '0')
+local lock_at = tonumber(ARGV[3])
+local locked = lock_at > 0 and before >= lock_at
+if not locked and tonumber(ARGV[1]) - last >= tonumber(ARGV[2]) then
     redis.call('HSET', KEYS[1], 'failures', 0)
 end
 local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
 redis.call('HSET', KEYS[1], 'last', ARGV[1])
-redis.call('EXPIRE', KEYS[1], ARGV[2])
+if lock_at > 0 and failures >= lock_at then
+    redis.call('PERSIST', KEYS[1])
+else
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
 return failures
 """
 
@@ -52,10 +60,13 @@ class RedisCounters:
                 found[digest] = (int(failures), moment)
         return found
 
-    def record_failure(self, digests: list[str], now: datetime, forget: timedelta) -> None:
+    def record_failure(self, digests: list[str], now: datetime, forget: timedelta,
+                       lock_at: list[int] | None = None) -> None:
+        """Count a failure per digest; `lock_at[i]` failures keep digest i (no forgetting)."""
         epoch = now.replace(tzinfo=UTC).timestamp()
-        for digest in digests:
-            self._record(keys=[PREFIX + digest], args=[epoch, int(forget.total_seconds())])
+        for digest, lock in zip(digests, lock_at or [0] * len(digests), strict=True):
+            self._record(keys=[PREFIX + digest],
+                         args=[epoch, int(forget.total_seconds()), lock])
 
     def clear(self, digests: list[str]) -> None:
         if digests:

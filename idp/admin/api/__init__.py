@@ -8,7 +8,16 @@ the OpenAPI 3.1 document is built from the declarations (idp.admin.api.openapi).
 from __future__ import annotations
 
 # Resource modules register their operations on import.
-from idp.admin.api import openapi  # noqa: F401
+from idp.admin.api import (
+    audit,  # noqa: F401
+    clients,  # noqa: F401
+    contacts,  # noqa: F401
+    invitations,  # noqa: F401
+    openapi,  # noqa: F401
+    outbox,  # noqa: F401
+    portals,  # noqa: F401
+    users,  # noqa: F401
+)
 from idp.admin.api.registry import bp
 
 __all__ = ["bp"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from idp.admin.api.registry import Param
@@ -55,3 +56,10 @@ def errors_of(*statuses: int) -> dict[int, tuple[str, dict[str, Any] | None]]:
              403: "Not allowed for this client", 404: "Not found",
              409: "Conflicts with existing data", 422: "Invalid field values"}
     return {status: (texts[status], PROBLEM) for status in statuses}
+
+
+def timestamp(moment: datetime | None) -> str | None:
+    """A stored (naive UTC) time as RFC 3339, e.g. 2026-11-22T09:30:00Z."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC, microsecond=0).isoformat().replace("+00:00", "Z")

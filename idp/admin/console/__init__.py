@@ -12,4 +12,11 @@ from flask import Blueprint
 bp = Blueprint("console", __name__, url_prefix="/admin")
 
 # Page modules register their views on import (sign-in first: it owns /admin itself).
-from idp.admin.console import sign_in  # noqa: E402,F401
+from idp.admin.console import sign_in  # noqa: E402,F401,I001
+from idp.admin.console import people  # noqa: E402,F401
+from idp.admin.console import clients  # noqa: E402,F401
+from idp.admin.console import portals  # noqa: E402,F401
+from idp.admin.console import outbox  # noqa: E402,F401
+from idp.admin.console import legacy  # noqa: E402,F401
+# The audit log last: it reads what every other section does.
+from idp.admin.console import audit  # noqa: E402,F401

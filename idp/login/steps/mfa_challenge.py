@@ -13,7 +13,9 @@ from typing import Any
 
 from authlib.oidc.core.errors import InteractionRequiredError
 from flask import request
+from werkzeug.wrappers import Response
 
+from idp import audit
 from idp.legacy.accounts import is_placeholder
 from idp.login.steps.base import Step
 from idp.login.transaction import LoginState
@@ -26,12 +28,14 @@ from idp.mfa.methods import (
     find_method,
     method_label,
     preferred_method,
+    retry_after,
     throttle_wait,
 )
-from idp.mfa.recovery import use_recovery_code
+from idp.mfa.recovery import recovery_verdict, use_recovery_code
 from idp.mfa.requirement import mfa_done, mfa_required, passkey_wanted
 from idp.mfa.trusted import browser_is_trusted
 from idp.models import MfaMethod, User
+from idp.security import throttle
 
 MAX_FIELD = 100
 RECOVERY = "recovery"
@@ -49,6 +53,11 @@ def _methods(state: LoginState, user: User) -> list[MfaMethod]:
     if passkey_wanted(state):
         return [m for m in methods if m.kind == "webauthn"]
     return methods
+
+
+def _failed(state: LoginState, user: User, kind: str, reason: str = "wrong_code") -> None:
+    audit.record("mfa.failed", actor=f"user:{user.sub}", subject=user.email,
+                 client_id=state.client.client_id, method_kind=kind, reason=reason)
 
 
 def _binding(state: LoginState) -> passkeys.Binding:
@@ -117,12 +126,18 @@ class MfaChallengeStep(Step):
 
     # -- submissions ---------------------------------------------------------------------
 
-    def submit(self, state: LoginState, form: Any) -> str | None:
+    def submit(self, state: LoginState, form: Any) -> Response | str | None:
         user = _user(state)
         methods = _methods(state, user)
         entered = form.get("code", "")[:MAX_FIELD]
         if form.get("method") == RECOVERY and not passkey_wanted(state):
+            verdict = recovery_verdict(user)
+            if not verdict.allowed:
+                return throttle.too_many_attempts(self._page(
+                    state, None, methods, error=codes.CodeCheck.THROTTLED.value),
+                    verdict.wait_seconds)
             if not use_recovery_code(user, entered):
+                _failed(state, user, RECOVERY)
                 return self._page(state, None, methods, error="That recovery code didn't "
                                   "work. Each code works only once.")
             self._passed(state, user, None, form)
@@ -137,23 +152,28 @@ class MfaChallengeStep(Step):
                 return self._page(state, method, methods, error=str(exc))
             return self._page(state, method, methods, notice="We sent a new code.")
         if throttle_wait(method) is not None:
-            return self._page(state, method, methods, error=codes.CodeCheck.THROTTLED.value)
+            return throttle.too_many_attempts(self._page(
+                state, method, methods, error=codes.CodeCheck.THROTTLED.value),
+                retry_after(method))
         if method.kind == "webauthn":
             try:
                 used = passkeys.verify_assertion(form.get("credential", ""),
                                                  passkeys.SECOND_FACTOR, _binding(state), user)
             except MfaError as exc:
+                _failed(state, user, "webauthn")
                 return self._page(state, method, methods, error=str(exc))
             record_second_factor(state, "webauthn", used.amr)
             apply_trust_choice(user, form, state.client.policy)
             return None
         if method.kind == "totp":
             if not totp.verify_totp(method, entered):
+                _failed(state, user, "totp")
                 return self._page(state, method, methods, error="That code didn't work. Enter "
                                   "the newest 6-digit code your app shows for this account.")
         else:
             result, _ = codes.check_code(method, entered)
             if result is not codes.CodeCheck.OK:
+                _failed(state, user, method.kind, result.name.lower())
                 return self._page(state, method, methods, error=result.value)
         self._passed(state, user, method.kind, form)
         return None

@@ -15,6 +15,7 @@ from typing import Any
 from authlib.oidc.core.errors import InteractionRequiredError
 from flask import request, url_for
 
+from idp import audit
 from idp.db import db
 from idp.legacy.accounts import is_placeholder
 from idp.login.steps.base import Step
@@ -38,6 +39,7 @@ from idp.mfa.recovery import generate_recovery_codes
 from idp.mfa.requirement import (
     enrolment_mandatory,
     enrolment_offered,
+    mfa_required,
     portal_requires_mfa,
     record_skip,
     skips_left,
@@ -64,12 +66,23 @@ def _binding(state: LoginState) -> passkeys.Binding:
     return passkeys.Binding(login_transaction_id=state.tx.id)
 
 
+def _enrolled(state: LoginState, user: User, method: MfaMethod) -> None:
+    """The same event as a method added on the account page, naming the sign-in's client."""
+    audit.record("mfa.method_added", actor=f"user:{user.sub}", subject=user.email,
+                 commit=False, client_id=state.client.client_id, method=method.id,
+                 method_kind=method.kind)
+
+
 class MfaEnrollStep(Step):
     name = "mfa_enroll"
     authenticates = True
     prompt_none_error = InteractionRequiredError
 
     def is_needed(self, state: LoginState) -> bool:
+        if state.client.policy.mfa_required_from is None and not mfa_required(state):
+            # Neither required nor offered here: no need to read the person's methods
+            # (this runs on every sign-in page).
+            return False
         user = state.user
         # A legacy placeholder (a username not yet moved to an email) has no address to
         # send codes to and is not a lasting account: MFA starts once it has migrated.
@@ -216,6 +229,7 @@ class MfaEnrollStep(Step):
                                                   _binding(state))
         except MfaError as exc:
             return self._passkey(state, user, error=str(exc), label=label)
+        _enrolled(state, user, method)
         record_second_factor(state, "webauthn", passkeys.amr_of(method))
         apply_trust_choice(user, form, state.client.policy)
         recovery_codes = generate_recovery_codes(user)
@@ -243,6 +257,7 @@ class MfaEnrollStep(Step):
             if kind == "sms" and not user.phone_verified:
                 user.phone, user.phone_verified = row.destination, True
         confirm_method(pending)
+        _enrolled(state, user, pending)
         db.session.commit()
         record_second_factor(state, kind)
         apply_trust_choice(user, form, state.client.policy)

@@ -8,6 +8,7 @@ from typing import Any
 
 from authlib.oidc.core.errors import LoginRequiredError
 from flask import current_app, request
+from werkzeug.wrappers import Response
 
 from idp import audit
 from idp.clock import utcnow
@@ -81,7 +82,7 @@ class PasswordStep(Step):
                              legacy_usernames=legacy, **passkey_sign_in.page_context(state),
                              **context)
 
-    def submit(self, state: LoginState, form: Any) -> str | None:
+    def submit(self, state: LoginState, form: Any) -> Response | str | None:
         if form.get("credential"):  # "Sign in with a passkey" instead of the password
             problem = passkey_sign_in.sign_in_with_passkey(state, form)
             return None if problem is None else self.render(
@@ -95,8 +96,10 @@ class PasswordStep(Step):
         verdict = throttle.check(*keys)
         if not verdict.allowed:
             metrics.SIGN_IN_FAILURES.labels("locked" if verdict.locked else "throttled").inc()
-            return self.render(state, email=email, error=throttled_message(verdict),
-                               keep_signed_in=keep)
+            return throttle.too_many_attempts(
+                self.render(state, email=email, error=throttled_message(verdict),
+                            keep_signed_in=keep),
+                0 if verdict.locked else verdict.wait_seconds)  # a lock ends by a reset only
         password = normalise_password(form.get("password", "")[:MAX_FIELD])
         idp = current_app.extensions["idp"]
         user = db.session.execute(db.select(User).filter_by(email=email)).scalar_one_or_none()
@@ -117,11 +120,13 @@ class PasswordStep(Step):
             user = legacy.user
         elif idp.passwords.needs_rehash(user.password_hash):
             user.password_hash = idp.passwords.hash(password)
-        throttle.record_success(keys[0])  # the address keeps its count: one good account
+        # The address keeps its count: one good account must not clear an attacker's other
+        # failures.
+        throttle.record_success(keys[0], verdict=verdict)
         metrics.SIGN_INS.inc()
         audit.record("signin.password", actor=f"user:{user.sub}", subject=user.email,
                      client_id=state.client.client_id, commit=False)
-        state.tx.user_id = user.id        # must not clear an attacker's other failures
+        state.tx.user_id = user.id
         state.tx.authenticated_at = utcnow()
         state.tx.amr = ["pwd"]
         state.tx.keep_signed_in = keep
