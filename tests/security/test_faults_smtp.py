@@ -121,8 +121,10 @@ def deliver_after_restart(idp: LiveIdP, smtp: SmtpServer, clock: Any, address: s
     received = eventually(
         lambda: [m for m in smtp.messages if m["To"] == address] or None, "the delivery")
     assert len(received) == 1
-    sent = outbox_to(idp, address)
-    assert sent is not None and sent.status == SENT and sent.attempts == 2
+    # The worker marks the message sent just after the SMTP server has it: wait for that.
+    sent = eventually(lambda: (m := outbox_to(idp, address)) and m.status == SENT and m or None,
+                      "the message marked sent")
+    assert sent.attempts == 2
     links = LINK.findall(smtp.text_of(received[0]))
     assert len(links) == 1, links
     return str(links[0])
