@@ -7,6 +7,7 @@ import re
 import bcrypt
 import pytest
 
+from idp.admin.access import grant_role
 from idp.clock import utcnow
 from idp.contacts import link_contact
 from idp.db import db
@@ -372,3 +373,14 @@ def test_legacy_accounts_of_another_portal_are_out_of_reach(http, members, lakes
     ):
         assert response.status_code == 404
     assert db.session.execute(db.select(LegacyAccount)).first() is None
+
+
+def test_a_portal_client_cannot_reset_the_mfa_of_staff(http, lakeside, lakeside_client):
+    """Resetting an admin's MFA would let whoever has their password enrol a new factor."""
+    staff = member(lakeside, "office.manager@example.org", "L-9001")
+    make_mfa_method(staff, "totp")
+    grant_role(staff.email, "admin", actor="test")
+    refused = post(http, lakeside_client, f"/users/{staff.sub}/reset-mfa", reason="ticket 1")
+    assert refused.status_code == 403
+    assert "only an administrator" in refused.json["detail"]
+    assert db.session.execute(db.select(MfaMethod).filter_by(user_id=staff.id)).first()

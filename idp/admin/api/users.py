@@ -385,21 +385,16 @@ def legacy_accounts_status(actor: Actor, slug: str, query: dict[str, Any]) -> An
 def person_in_scope(actor: Actor, sub: str, permission: str, everywhere: bool = False) -> User:
     """The person `sub` if `actor` may see them (else 404) and do `permission` (else 403).
 
-    `everywhere`: the action changes the account at every portal, so a portal's client
-    must reach all of the person's portals.
+    `everywhere`: the action changes the account at every portal; the console's rule
+    (`idp.admin.people.refusal`) applies: a portal's client must reach all of the person's
+    portals, and only an administrator acts on staff.
     """
     user = db.session.execute(db.select(User).filter_by(sub=sub)).scalar_one_or_none()
     if user is None or not people.visible_to(user, actor.portal_ids(PEOPLE_READ)):
         raise ApiProblem(404, "No such person, or not one this client can see.")
-    allowed = actor.portal_ids(permission)
-    if allowed is None:
-        return user
-    belongs = people.person_portal_ids(user)
-    if not allowed & belongs:
-        raise ApiProblem(403, "The client's role does not allow this for that person.")
-    if everywhere and not belongs <= allowed:
-        raise ApiProblem(403, "This person also uses other portals: an administrator of "
-                              "the IdP must do this.")
+    why = people.refusal(actor, permission, user, everywhere=everywhere)
+    if why is not None:
+        raise ApiProblem(403, why)
     return user
 
 
