@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from flask import request
@@ -119,6 +120,17 @@ def csv_body() -> str:
                       [{"field": "(body)", "message": "not UTF-8 text"}]) from None
 
 
+def csv_rows(read: Callable[[io.StringIO], Iterable[Any]],
+             file_error: type[Exception]) -> list[Any]:
+    """The rows `read` (an importer's row reader) finds in the body; 422 for a bad file."""
+    try:
+        return list(read(io.StringIO(csv_body(), newline="")))
+    except file_error as exc:
+        raise file_problem(str(exc)) from None
+    except csv.Error as exc:
+        raise file_problem(f"not a valid CSV file: {exc}") from None
+
+
 def file_problem(message: str) -> ApiProblem:
     """422 for a file that cannot be imported at all (empty, wrong header, not CSV)."""
     return invalid(f"The file cannot be imported: {message}",
@@ -179,13 +191,7 @@ def get_contact(actor: Actor, slug: str, contact_id: str, query: dict[str, Any])
 )
 def import_contacts(actor: Actor, slug: str, query: dict[str, Any], body: str) -> Any:
     portal = portal_in_scope(actor, slug, CONTACTS_WRITE)
-    text = csv_body()
-    try:
-        rows = list(contacts.read_contact_rows(io.StringIO(text, newline="")))
-    except contacts.ContactImportError as exc:
-        raise file_problem(str(exc)) from None
-    except csv.Error as exc:
-        raise file_problem(f"not a valid CSV file: {exc}") from None
+    rows = csv_rows(contacts.read_contact_rows, contacts.ContactImportError)
     report = contacts.import_contacts(portal, rows)
     audit.record("contacts.imported", actor=actor.label, portal=portal.slug,
                  created=report.created, updated=report.updated, unchanged=report.unchanged,

@@ -13,8 +13,6 @@ count; whether a password is set is a yes/no.
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Any
 
 from idp import audit, invitations
@@ -24,8 +22,7 @@ from idp.admin.api.contacts import (
     CSV_ERRORS,
     CSV_MEDIA_TYPE,
     SLUG,
-    csv_body,
-    file_problem,
+    csv_rows,
     portal_in_scope,
     timestamp,
 )
@@ -354,13 +351,7 @@ def send_user_reset(actor: Actor, sub: str, query: dict[str, Any], body: dict[st
 )
 def import_legacy_accounts(actor: Actor, slug: str, query: dict[str, Any], body: str) -> Any:
     portal = portal_in_scope(actor, slug, LEGACY_WRITE)
-    text = csv_body()
-    try:
-        rows = list(importer.read_legacy_rows(io.StringIO(text, newline="")))
-    except importer.LegacyImportError as exc:
-        raise file_problem(str(exc)) from None
-    except csv.Error as exc:
-        raise file_problem(f"not a valid CSV file: {exc}") from None
+    rows = csv_rows(importer.read_legacy_rows, importer.LegacyImportError)
     report = importer.import_legacy_accounts(portal, rows)
     audit.record("legacy.imported", actor=actor.label, portal=portal.slug,
                  created=report.created, updated=report.updated, unchanged=report.unchanged,
