@@ -192,7 +192,7 @@ def api_actor() -> Actor:
         raise BearerProblem(401, "", "A bearer token (client credentials, scope idp:admin) "
                                      "is required.")
     row = tokens.find_active_access_token(value.strip())
-    client = row and db.session.execute(
+    client = None if row is None else db.session.execute(
         db.select(Client).filter_by(client_id=row.client_id)).scalar_one_or_none()
     if row is None or client is None or client.disabled_at is not None:
         raise BearerProblem(401, "invalid_token", "The access token is invalid or expired.")

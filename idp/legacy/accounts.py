@@ -58,7 +58,12 @@ def placeholder_email(account: LegacyAccount) -> str:
 
 def is_placeholder(user: User | None) -> bool:
     """True for the stand-in user of a legacy account that has not migrated yet."""
-    return user is not None and user.email.startswith(PLACEHOLDER_PREFIX)
+    return user is not None and is_placeholder_email(user.email)
+
+
+def is_placeholder_email(email: str) -> bool:
+    """True for the `email` column of such a stand-in (`placeholder_email`)."""
+    return email.startswith(PLACEHOLDER_PREFIX)
 
 
 # -- lookups -----------------------------------------------------------------------------
