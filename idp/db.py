@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import MetaData
+from sqlalchemy import Executable, MetaData, Row
 from sqlalchemy.orm import DeclarativeBase
 
 # Named constraints keep Alembic migrations portable between SQLite and PostgreSQL.
@@ -22,3 +25,14 @@ class Base(DeclarativeBase):
 
 # Objects stay readable after commit without a reload query each (requests are short-lived).
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+
+
+def read_first(statement: Executable, params: Mapping[str, Any]) -> Row[Any] | None:
+    """The first row of a read-only Core `statement`, on a pooled connection of its own.
+
+    For the lookup that answers an API call (an access token at userinfo or introspection):
+    the ORM session's set-up and tear-down cost more than the query itself. Never for rows
+    the request goes on to change; those belong to `db.session` and its transaction.
+    """
+    with db.engine.connect() as connection:
+        return connection.execute(statement, params).first()

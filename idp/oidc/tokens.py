@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from idp.clock import utcnow
-from idp.db import db
+from idp.db import db, read_first
 from idp.models import (
     AuthorizationCode,
     Client,
@@ -178,7 +178,7 @@ class AccessGrant:
 
 def find_active_access_token(value: str) -> AccessGrant | None:
     """A valid (unexpired, unrevoked) access token, for userinfo and introspection."""
-    row = db.session.execute(_ACCESS_GRANT, {"digest": hash_secret(value)}).first()
+    row = read_first(_ACCESS_GRANT, {"digest": hash_secret(value)})
     if row is None:
         return None
     active = row.sub is not None and row.user_disabled_at is None
