@@ -24,7 +24,7 @@ from authlib.oauth2.rfc6749 import (
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import grants as oidc_grants
 from flask import current_app
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import joinedload
 
 from idp.clock import to_epoch, utcnow
@@ -169,12 +169,17 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         )
 
 
+_CODE_SCOPE = select(AuthorizationCode.scope).where(AuthorizationCode.id == bindparam("id"))
+
+
 def _granted_scope(token: Token) -> str:
     """The scope granted to the token's family: that of the code it descends from."""
     if token.authorization_code_id is not None:
-        code = db.session.get(AuthorizationCode, token.authorization_code_id)
-        if code is not None:
-            return code.scope
+        scope = per_request(("granted_scope", token.authorization_code_id),
+                            lambda: db.session.scalar(
+                                _CODE_SCOPE, {"id": token.authorization_code_id}))
+        if scope is not None:
+            return str(scope)
     return token.scope
 
 

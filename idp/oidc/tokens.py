@@ -92,7 +92,7 @@ def save_token(token: dict[str, Any], request: OAuth2Request) -> None:
         acr=code.acr if code else (previous.acr if previous else None),
         amr=list(code.amr) if code else (list(previous.amr) if previous else []),
     ))
-    if session_id:
+    if session_id and previous is None:  # a refresh's family was recorded at its code
         _remember_session_client(session_id, request.client.client_id)
     db.session.commit()
     metrics.TOKENS_ISSUED.labels(request.payload.grant_type or "unknown").inc()
@@ -226,23 +226,26 @@ def kept_by_trusted_browser(row: Token) -> bool:
     return trust is not None and trust.user_id == row.user_id and trust.is_current()
 
 
+# Built once, like the lookups above: the token endpoint runs one of them per grant.
+_CLAIM_CODE = (update(AuthorizationCode)
+               .where(AuthorizationCode.id == bindparam("code_id"),
+                      AuthorizationCode.used_at.is_(None))
+               .values(used_at=bindparam("now")))
+_CLAIM_REFRESH = (update(Token)
+                  .where(Token.id == bindparam("token_id"), Token.refresh_used_at.is_(None),
+                         Token.revoked_at.is_(None))
+                  .values(refresh_used_at=bindparam("now")))
+
+
 def claim_authorization_code(code: AuthorizationCode) -> bool:
     """Mark `code` used; False if another request used it first."""
-    result = db.session.execute(
-        update(AuthorizationCode)
-        .where(AuthorizationCode.id == code.id, AuthorizationCode.used_at.is_(None))
-        .values(used_at=utcnow())
-    )
+    result = db.session.execute(_CLAIM_CODE, {"code_id": code.id, "now": utcnow()})
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 def claim_refresh_token(token: Token) -> bool:
     """Mark a refresh token rotated; False if it was already used (reuse)."""
-    result = db.session.execute(
-        update(Token)
-        .where(Token.id == token.id, Token.refresh_used_at.is_(None), Token.revoked_at.is_(None))
-        .values(refresh_used_at=utcnow())
-    )
+    result = db.session.execute(_CLAIM_REFRESH, {"token_id": token.id, "now": utcnow()})
     return result.rowcount == 1  # type: ignore[attr-defined]
 
 
