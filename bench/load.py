@@ -75,7 +75,8 @@ def _expect(response: requests.Response, status: int, what: str) -> requests.Res
 
 
 def sign_in(target: Target, user: dict[str, str], with_totp: bool = False) -> dict[str, Any]:
-    """authorize -> sign-in page -> POST -> (TOTP) -> code -> token -> userinfo, like a browser."""
+    """authorize -> sign-in page -> POST -> (TOTP page -> POST) -> code -> token -> userinfo,
+    like a browser: the last form answers with the redirect to the client."""
     browser = requests.Session()
     verifier, challenge = pkce()
     client_id, client_secret = ((target.mfa_client_id, target.mfa_client_secret) if with_totp
@@ -95,21 +96,20 @@ def sign_in(target: Target, user: dict[str, str], with_totp: bool = False) -> di
         allow_redirects=False, timeout=30,
     )
     _expect(response, 303, "password POST")
-    response = browser.get(urljoin(page.url, response.headers["Location"]),
-                           allow_redirects=False, timeout=30)
     if with_totp:
         import pyotp  # only the MFA scenario needs it
 
-        _expect(response, 200, "TOTP page")
+        response = _expect(browser.get(urljoin(page.url, response.headers["Location"]),
+                                       allow_redirects=False, timeout=30), 200, "TOTP page")
         code = pyotp.TOTP(user["totp_secret"]).now()
         response = _expect(browser.post(
             response.url, data={"csrf_token": _match(CSRF, response.text),
                                 "step": "mfa_challenge", "code": code,
                                 "method": _match(METHOD, response.text)},
             allow_redirects=False, timeout=30), 303, "TOTP POST")
-        response = browser.get(urljoin(page.url, response.headers["Location"]),
-                               allow_redirects=False, timeout=30)
-    _expect(response, 302, "authorization response")
+    # The last form answers with the authorization response itself (303 to the client).
+    if not response.headers["Location"].startswith(target.redirect_uri + "?"):
+        raise RuntimeError(f"not sent to the client: {response.headers['Location']}")
     code = parse_qs(urlsplit(response.headers["Location"]).query)["code"][0]
     token = _expect(requests.post(
         f"{target.url}/token", headers=basic(client_id, client_secret),

@@ -33,19 +33,24 @@ def record(
     subject: str | None = None,
     portal: str | None = None,
     client_id: str | None = None,
+    client: Client | None = None,
     commit: bool = True,
     **details: Any,
 ) -> AuditEvent:
     """Add an audit event (with the request's address and user agent when there is one).
 
     An event about a client also carries that client's portal, so a portal's
-    administrators see it (sign-ins name the client, not the portal).
+    administrators see it (sign-ins name the client, not the portal). Give the `client`
+    when it is at hand (its portal is then not looked up), else its `client_id`.
     """
     ip = user_agent = None
     if has_request_context():
         ip = request.remote_addr
         user_agent = (request.user_agent.string or "")[:300] or None
-    if portal is None and client_id is not None:
+    if client is not None:
+        client_id = client.client_id
+        portal = portal or (client.portal.slug if client.portal is not None else None)
+    elif portal is None and client_id is not None:
         portal = _portal_of_client(client_id)
     # Cut to the columns' sizes: a typed "email" may be longer (PostgreSQL refuses it).
     event = AuditEvent(kind=kind, actor=actor[:200], subject=(subject or "")[:320] or None,

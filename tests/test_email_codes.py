@@ -71,7 +71,7 @@ def resend(http, page):
 
 
 def signed_in(response) -> bool:
-    return response.status_code == 302 and "code" in query_of(response.location)
+    return response.status_code in (302, 303) and "code" in query_of(response.location)
 
 
 def test_the_code_arrives_over_smtp_and_signs_in(http, smtp_server, rp, user, method):

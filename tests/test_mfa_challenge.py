@@ -52,7 +52,7 @@ def challenge_page(http, client_id: str, email: str, **params):
 
 
 def signed_in_with(response) -> bool:
-    response_location = response.location if response.status_code == 302 else ""
+    response_location = response.location if response.status_code in (302, 303) else ""
     return "code" in query_of(response_location)
 
 

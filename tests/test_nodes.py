@@ -150,7 +150,7 @@ def submit_password(browser: requests.Session, page: requests.Response, email: s
 
 
 def code_of(response: requests.Response) -> str:
-    assert response.status_code == 302, response.text[:500]
+    assert response.status_code in (302, 303), response.text[:500]
     query = parse_qs(urlsplit(response.headers["Location"]).query)
     assert "code" in query, response.headers["Location"]
     return query["code"][0]

@@ -119,7 +119,7 @@ def can_sign_in(app, client_id: str, email: str, password: str) -> bool:
     page = open_login_page(browser, client_id)
     response = follow_to_client(browser, submit_form(browser, page, email=email,
                                                      password=password))
-    return response.status_code == 302 and "code" in query_of(response.location)
+    return response.status_code in (302, 303) and "code" in query_of(response.location)
 
 
 def is_signed_in(http, client_id: str) -> bool:

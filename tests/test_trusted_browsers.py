@@ -61,7 +61,7 @@ def sign_out(http, rp) -> None:
 
 
 def signed_in(response) -> bool:
-    return response.status_code == 302 and "code" in query_of(response.location)
+    return response.status_code in (302, 303) and "code" in query_of(response.location)
 
 
 def test_30_days_is_preselected_and_the_cookie_is_httponly(http, rp, user, secret):

@@ -93,7 +93,7 @@ def continue_transaction(state: LoginState) -> Response:
     return redirect(url_for("login.interaction", tx_id=state.tx.id), 303)
 
 
-def settle_session(state: LoginState) -> IdpSession:
+def settle_session(state: LoginState, commit: bool = True) -> IdpSession:
     """Once authentication is complete, the browser's IdP session records it (once)."""
     tx = state.tx
     if tx.authenticated_at is not None and tx.session_id is None:
@@ -101,7 +101,8 @@ def settle_session(state: LoginState) -> IdpSession:
         record = establish_session(tx.user, list(tx.amr), acr_for(list(tx.amr)),
                                    tx.authenticated_at, state.client.policy, tx.keep_signed_in)
         tx.session_id = record.id
-        db.session.commit()
+        if commit:
+            db.session.commit()
         state.session = record
     assert state.session is not None
     return state.session
@@ -111,7 +112,7 @@ def finish(state: LoginState) -> Response:
     """Issue the authorization code through authlib and close the transaction."""
     user = state.user
     assert user is not None and state.auth_time is not None
-    record = settle_session(state)
+    record = settle_session(state, commit=False)  # committed below, with the completion
     # A browser the person trusts after MFA counts as the second factor (idp.mfa.trusted).
     amr = amr_with_trust(user, state.amr)
     trust = current_trust(user) if "mfa" in amr else None

@@ -38,7 +38,7 @@ def record_second_factor(state: LoginState, kind: str | None, value: str | None 
     # A session already settled for this transaction is settled again with the new facts.
     tx.session_id = None
     audit.record("mfa.passed", actor=f"user:{user.sub}", subject=user.email, commit=False,
-                 client_id=state.client.client_id, method_kind=kind or "recovery")
+                 client=state.client, method_kind=kind or "recovery")
     db.session.commit()
     metrics.MFA_COMPLETIONS.labels(kind or "recovery").inc()
 

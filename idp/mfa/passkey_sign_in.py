@@ -45,6 +45,6 @@ def sign_in_with_passkey(state: LoginState, form: Any) -> str | None:
         return str(exc)
     user = used.method.user
     audit.record("signin.passkey", actor=f"user:{user.sub}", subject=user.email,
-                 client_id=state.client.client_id, commit=False, amr=used.amr)
+                 client=state.client, commit=False, amr=used.amr)
     record_passkey_sign_in(state, user, used.amr, keep=form.get("keep_signed_in") == "yes")
     return None

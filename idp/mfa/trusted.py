@@ -22,6 +22,9 @@ from idp.security.secrets import generate_secret, hash_secret
 DEVICE_BYTES = 32
 
 
+DEVICE_SET_KEY = "idp.device_id"  # this request's newly set device id (WSGI environ)
+
+
 def cookie_name() -> str:
     """`__Host-` binds the cookie to this exact origin over https (RFC 6265bis 4.1.3.2)."""
     return "__Host-idp-device" if current_app.extensions["idp"].settings.uses_https \
@@ -31,6 +34,10 @@ def cookie_name() -> str:
 def _device_id() -> str | None:
     if not has_request_context():
         return None
+    # A trust made in this request counts at once: the sign-in may finish in the same
+    # request (the last form answers the client), before the browser sends the cookie.
+    if DEVICE_SET_KEY in request.environ:
+        return str(request.environ[DEVICE_SET_KEY])
     value = request.cookies.get(cookie_name(), "")
     return value if 20 <= len(value) <= 100 else None
 
@@ -83,6 +90,7 @@ def trust_browser(user: User, hours: int) -> TrustedDevice:
         )
     ) or row.expires_at
     _set_cookie_after_request(device, until)
+    request.environ[DEVICE_SET_KEY] = device
     return row
 
 

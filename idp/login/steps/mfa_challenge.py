@@ -57,7 +57,7 @@ def _methods(state: LoginState, user: User) -> list[MfaMethod]:
 
 def _failed(state: LoginState, user: User, kind: str, reason: str = "wrong_code") -> None:
     audit.record("mfa.failed", actor=f"user:{user.sub}", subject=user.email,
-                 client_id=state.client.client_id, method_kind=kind, reason=reason)
+                 client=state.client, method_kind=kind, reason=reason)
 
 
 def _binding(state: LoginState) -> passkeys.Binding:

@@ -69,7 +69,7 @@ def _binding(state: LoginState) -> passkeys.Binding:
 def _enrolled(state: LoginState, user: User, method: MfaMethod) -> None:
     """The same event as a method added on the account page, naming the sign-in's client."""
     audit.record("mfa.method_added", actor=f"user:{user.sub}", subject=user.email,
-                 commit=False, client_id=state.client.client_id, method=method.id,
+                 commit=False, client=state.client, method=method.id,
                  method_kind=method.kind)
 
 

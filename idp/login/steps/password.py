@@ -113,7 +113,7 @@ class PasswordStep(Step):
                 throttle.record_failure(*keys)
                 metrics.SIGN_IN_FAILURES.labels("wrong_credentials").inc()
                 audit.record("signin.failure", actor="anonymous", subject=email,
-                             client_id=state.client.client_id, reason="wrong_credentials")
+                             client=state.client, reason="wrong_credentials")
                 pad_failed_attempt(state.client.portal, started)
                 return self.render(state, email=email, error=legacy.message or WRONG_CREDENTIALS,
                                    keep_signed_in=keep)
@@ -125,7 +125,7 @@ class PasswordStep(Step):
         throttle.record_success(keys[0], verdict=verdict)
         metrics.SIGN_INS.inc()
         audit.record("signin.password", actor=f"user:{user.sub}", subject=user.email,
-                     client_id=state.client.client_id, commit=False)
+                     client=state.client, commit=False)
         state.tx.user_id = user.id
         state.tx.authenticated_at = utcnow()
         state.tx.amr = ["pwd"]
