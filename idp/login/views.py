@@ -36,16 +36,16 @@ def interaction(tx_id: str) -> Response | str:
     shown = step.submit(state, request.form)
     if tx.authenticated_at is not None and tx.authenticated_at != authenticated_at:
         rebind_transaction(tx)  # session fixation: a copy of the old cookie is left behind
+        db.session.commit()  # at once: the step has committed the authentication
     if shown is None and next_step(state) is None:
-        # Nothing more to ask: the answer goes to the client now (committing the above with
-        # the rest), a round trip sooner than through the page below, as Keycloak answers
-        # its sign-in form. 303, not authlib's 302: after a form of credentials the browser
-        # must GET the client's URI (RFC 9700 4.12). A form_post answer is a page (200).
+        # Nothing more to ask: the answer goes to the client now, a round trip sooner than
+        # through the page below, as Keycloak answers its sign-in form. 303, not authlib's
+        # 302: after a form of credentials the browser must GET the client's URI (RFC 9700
+        # 4.12). A form_post answer is a page (200).
         response = flow.finish(state)
         if response.status_code == 302:
             response.status_code = 303
         return response
-    db.session.commit()
     if shown is not None:
         return shown
     # Post/Redirect/Get: the next request recomputes the step from the new facts.

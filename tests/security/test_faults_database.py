@@ -116,7 +116,7 @@ class Load:
             return
         back = submit_password(browser, page, self.prepared["email"], PASSWORD)
         location = back.headers.get("Location", "")
-        if not self.step(back, back.status_code == 302 and location.startswith(REDIRECT_URI)
+        if not self.step(back, back.status_code in (302, 303) and location.startswith(REDIRECT_URI)
                          and "code=" in location, "password"):
             return
         code = location.split("code=")[1].split("&")[0]

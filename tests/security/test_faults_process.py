@@ -220,10 +220,14 @@ def test_a_process_killed_while_checking_the_password_loses_nothing_but_that_att
             assert_code_redeems(prepared, b.url, again)
             return
         if again.status_code == 400:
-            # A moved the sign-in to a new browser id, whose cookie died with A's answer.
+            # A moved the sign-in to a new browser id: either that cookie died with A's
+            # answer, or A's answer (the code for the client) made it out and finished it.
             assert moment == "as-it-commits"
             assert "This sign-in has expired" in again.text, again.text[:500]
             page = authorize(browser, b.url, prepared["client_id"])
+            if page.status_code == 302:  # A's answer and its session cookie made it out
+                assert_code_redeems(prepared, b.url, page)
+                return
         else:
             assert moment == "before-it-reads"
             page = again  # the attempt was lost: the password page, as before
