@@ -21,8 +21,8 @@ from idp.models import Client, Portal, User
 
 
 class Person(Protocol):
-    """What the standard claims are made of: a `User`, or a token lookup's row
-    (`idp.oidc.tokens.AccessGrant`), which userinfo reads without loading the person."""
+    """What the standard claims are made of: a `User`, or the claim columns an access-token
+    lookup brings along (`idp.oidc.tokens.Claimant`: userinfo loads no person)."""
 
     @property
     def sub(self) -> str: ...

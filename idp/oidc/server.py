@@ -171,9 +171,6 @@ class UserInfo(UserInfoEndpoint):
                 extra = portal_claims(person, portal)
         return 200, standard_claims(grant.person, grant.scope, extra), default_json_headers
 
-    def get_issuer(self) -> str:
-        return current_app.extensions["idp"].settings.server.issuer  # type: ignore[no-any-return]
-
 
 authorization_server = PortalAuthorizationServer()
 resource_protector = ResourceProtector()
