@@ -71,6 +71,12 @@ def follow_to_client(http: FlaskClient, response: TestResponse, **step_values: s
     raise AssertionError("redirect loop")
 
 
+def answered_with_code(response: TestResponse) -> bool:
+    """True when `response` sends the browser to the client with a code: 302 from
+    /authorize or a page, 303 straight from the last form (RFC 9700 4.12)."""
+    return response.status_code in (302, 303) and "code" in query_of(response.location)
+
+
 def sign_in(
     http: FlaskClient,
     client_id: str,

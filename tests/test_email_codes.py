@@ -15,7 +15,13 @@ from idp.models import MfaCode, MfaMethod
 from idp.notify.worker import deliver_due
 from idp.portals import update_portal
 from tests import mfa_fixtures
-from tests.driver import answer_mfa, follow_to_client, open_login_page, query_of, shows_step
+from tests.driver import (
+    answer_mfa,
+    answered_with_code,
+    follow_to_client,
+    open_login_page,
+    shows_step,
+)
 from tests.driver import submit_form as submit
 from tests.factories import PASSWORD, make_mfa_method, make_user
 from tests.smtp_server import smtp_settings
@@ -71,7 +77,7 @@ def resend(http, page):
 
 
 def signed_in(response) -> bool:
-    return response.status_code in (302, 303) and "code" in query_of(response.location)
+    return answered_with_code(response)
 
 
 def test_the_code_arrives_over_smtp_and_signs_in(http, smtp_server, rp, user, method):

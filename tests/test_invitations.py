@@ -30,7 +30,14 @@ from idp.policy import DEFAULT_INVITATION_MESSAGE
 from idp.portals import create_portal, update_portal
 from idp.users import create_user
 from tests.conftest import ISSUER
-from tests.driver import authorize, follow_to_client, open_login_page, query_of, submit_form
+from tests.driver import (
+    answered_with_code,
+    authorize,
+    follow_to_client,
+    open_login_page,
+    query_of,
+    submit_form,
+)
 from tests.factories import PASSWORD, make_client, make_user
 from tests.smtp_server import smtp_settings
 from tests.test_cli import assert_ok, assert_one_line_error, idp, query
@@ -108,7 +115,7 @@ def can_sign_in(app, client_id: str, email: str, password: str) -> bool:
     page = open_login_page(browser, client_id)
     response = follow_to_client(browser, submit_form(browser, page, email=email,
                                                      password=password))
-    return response.status_code in (302, 303) and "code" in query_of(response.location)
+    return answered_with_code(response)
 
 
 def status_of(invitation: Invitation) -> str:

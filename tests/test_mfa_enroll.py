@@ -15,6 +15,7 @@ from idp.models import MfaMethod, MfaSkip, RecoveryCode
 from idp.portals import create_portal, update_portal
 from tests.driver import (
     answer_mfa,
+    answered_with_code,
     follow_to_client,
     id_token_claims,
     open_login_page,
@@ -82,7 +83,7 @@ def choose(http, page, name: str):
 
 def test_without_a_policy_date_there_is_no_mfa_screen(http, rp, user):
     response = after_password(http, rp.client.client_id, user.email)
-    assert response.status_code in (302, 303) and "code" in query_of(response.location)
+    assert answered_with_code(response)
 
 
 def test_from_the_date_on_enrolment_is_required_and_offers_the_three_methods_by_name(
@@ -108,7 +109,7 @@ def test_before_the_date_enrolment_can_be_skipped_as_often_as_the_policy_allows(
         assert shows_step(page, "mfa_enroll")
         assert f"You can skip {left} more time" in text(page)
         done = follow_to_client(browser, submit_form(browser, page, action="skip"))
-        assert done.status_code in (302, 303) and "code" in query_of(done.location)
+        assert answered_with_code(done)
     browser = app.test_client()
     page = after_password(browser, rp.client.client_id, user.email)
     assert shows_step(page, "mfa_enroll") and "Skip for now" not in text(page)

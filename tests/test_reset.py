@@ -23,6 +23,7 @@ from idp.notify.worker import deliver_due
 from idp.portals import create_portal, update_portal
 from tests.conftest import ISSUER
 from tests.driver import (
+    answered_with_code,
     authorize,
     bearer,
     exchange_code,
@@ -119,7 +120,7 @@ def can_sign_in(app, client_id: str, email: str, password: str) -> bool:
     page = open_login_page(browser, client_id)
     response = follow_to_client(browser, submit_form(browser, page, email=email,
                                                      password=password))
-    return response.status_code in (302, 303) and "code" in query_of(response.location)
+    return answered_with_code(response)
 
 
 def is_signed_in(http, client_id: str) -> bool:

@@ -14,6 +14,7 @@ from idp.models import TrustedDevice
 from tests import mfa_fixtures
 from tests.conftest import make_settings
 from tests.driver import (
+    answered_with_code,
     follow_to_client,
     open_login_page,
     pkce_pair,
@@ -61,7 +62,7 @@ def sign_out(http, rp) -> None:
 
 
 def signed_in(response) -> bool:
-    return response.status_code in (302, 303) and "code" in query_of(response.location)
+    return answered_with_code(response)
 
 
 def test_30_days_is_preselected_and_the_cookie_is_httponly(http, rp, user, secret):
