@@ -324,6 +324,38 @@ def test_successful_credentials_post_answers_the_client_with_303(http):
     assert query["code"] and query["state"]
 
 
+def test_no_commit_shows_the_sign_in_authenticated_on_the_browser_id_from_before(http):
+    # Session fixation: a cookie copied (or planted) before the sign-in holds the old
+    # browser id. Were the authentication ever committed while the transaction still
+    # followed that id, a process dying at that moment would leave the sign-in for the old
+    # cookie to finish on another process. So every commit is watched from outside.
+    from sqlalchemy import event, text
+    from sqlalchemy.orm import Session
+
+    user = make_user()
+    rp = make_client()
+    page = open_login_page(http, rp.client.client_id)
+    tx_id = parse_forms(page.get_data(as_text=True))[0].action.rsplit("/", 1)[1]
+    read = text("SELECT browser_id, authenticated_at FROM login_transactions WHERE id = :id")
+    with db.engine.connect() as connection:
+        before = connection.execute(read, {"id": tx_id}).one().browser_id
+    seen = []
+
+    def after_commit(_session):
+        with db.engine.connect() as connection:
+            row = connection.execute(read, {"id": tx_id}).one()
+        seen.append((row.authenticated_at is not None, row.browser_id != before))
+
+    event.listen(Session, "after_commit", after_commit)
+    try:
+        response = submit_form(http, page, email=user.email, password=PASSWORD)
+    finally:
+        event.remove(Session, "after_commit", after_commit)
+    assert response.status_code == 303
+    assert (True, False) not in seen, seen  # authenticated, old id: never
+    assert (True, True) in seen, seen
+
+
 def _failed_sign_in_page(http, client_id: str, email: str) -> str:
     page = open_login_page(http, client_id)
     response = submit_form(http, page, email=email, password="not the password at all")

@@ -29,6 +29,7 @@ from sqlalchemy import func
 from idp import audit, contacts
 from idp.clock import utcnow
 from idp.db import db
+from idp.login.transaction import rebind_transaction
 from idp.models import (
     Client,
     Contact,
@@ -253,7 +254,9 @@ def finish_migration(migration: LegacyMigration, tx: LoginTransaction,
     link_account(account, user, outcome)
     link_accounts_with_email(account.portal, email, user, exclude=account)
     tx.user_id, tx.user = user.id, user
-    tx.authenticated_at = tx.authenticated_at or utcnow()
+    if tx.authenticated_at is None:
+        tx.authenticated_at = utcnow()
+        rebind_transaction(tx)  # session fixation: in the authentication's own commit
     tx.amr = list(tx.amr) or ["pwd"]
     if password_hash is not None:
         # Ends the person's other sessions and links, like any password change.

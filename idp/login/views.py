@@ -5,10 +5,9 @@ from __future__ import annotations
 from flask import Blueprint, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from idp.db import db
 from idp.login import flow
 from idp.login.steps import next_step
-from idp.login.transaction import load_transaction, rebind_transaction
+from idp.login.transaction import load_transaction
 from idp.security.csrf import check_csrf
 
 bp = Blueprint("login", __name__)
@@ -32,11 +31,9 @@ def interaction(tx_id: str) -> Response | str:
         return step.render(state)
     if request.form.get("action") == "deny" and step.name == "consent":
         return flow.deny(state)
-    authenticated_at = tx.authenticated_at
+    # A step that authenticates also rebinds the transaction to a new browser id, in the
+    # same commit (idp.login.transaction.rebind_transaction: session fixation).
     shown = step.submit(state, request.form)
-    if tx.authenticated_at is not None and tx.authenticated_at != authenticated_at:
-        rebind_transaction(tx)  # session fixation: a copy of the old cookie is left behind
-        db.session.commit()  # at once: the step has committed the authentication
     if shown is None and next_step(state) is None:
         # Nothing more to ask: the answer goes to the client now, a round trip sooner than
         # through the page below, as Keycloak answers its sign-in form. 303, not authlib's

@@ -8,7 +8,7 @@ from typing import Any
 from idp import audit
 from idp.clock import utcnow
 from idp.db import db
-from idp.login.transaction import LoginState
+from idp.login.transaction import LoginState, rebind_transaction
 from idp.mfa.methods import KINDS
 from idp.mfa.trusted import trust_browser
 from idp.models import User
@@ -39,6 +39,7 @@ def record_second_factor(state: LoginState, kind: str | None, value: str | None 
     tx.session_id = None
     audit.record("mfa.passed", actor=f"user:{user.sub}", subject=user.email, commit=False,
                  client=state.client, method_kind=kind or "recovery")
+    rebind_transaction(tx)  # session fixation: in the authentication's own commit
     db.session.commit()
     metrics.MFA_COMPLETIONS.labels(kind or "recovery").inc()
 
@@ -55,6 +56,7 @@ def record_passkey_sign_in(state: LoginState, user: User, value: str, keep: bool
     tx.amr = [value, "mfa"]
     tx.keep_signed_in = keep
     tx.session_id = None
+    rebind_transaction(tx)  # session fixation: in the authentication's own commit
     db.session.commit()
 
 

@@ -16,7 +16,7 @@ from idp.db import db
 from idp.legacy.accounts import accepts_legacy_usernames
 from idp.legacy.signin import check_legacy_password, pad_failed_attempt
 from idp.login.steps.base import Step
-from idp.login.transaction import LoginState
+from idp.login.transaction import LoginState, rebind_transaction
 from idp.mfa import passkey_sign_in
 from idp.models import IdpSession, User
 from idp.models.user import normalise_email
@@ -130,5 +130,6 @@ class PasswordStep(Step):
         state.tx.authenticated_at = utcnow()
         state.tx.amr = ["pwd"]
         state.tx.keep_signed_in = keep
+        rebind_transaction(state.tx)  # session fixation: in the authentication's own commit
         db.session.commit()
         return None
