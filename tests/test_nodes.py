@@ -58,6 +58,22 @@ class Node:
     log: Path
 
 
+def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path, what: str) -> None:
+    """Wait (at most 60 s) until `process` answers /healthz at `url`; fail with its log."""
+    deadline = time.monotonic() + 60
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited: {log.read_text()[-2000:]}")
+        try:
+            if requests.get(f"{url}/healthz", timeout=2).ok:
+                return
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not start: {log.read_text()[-2000:]}")
+        time.sleep(0.1)
+
+
 @contextmanager
 def gunicorn_node(port: int, environment: dict[str, str], log: Path) -> Iterator[Node]:
     """`make serve-prod`'s gunicorn (2 workers) on `port`, until the block ends."""
@@ -70,18 +86,7 @@ def gunicorn_node(port: int, environment: dict[str, str], log: Path) -> Iterator
                                    cwd=ROOT, env=env, stdout=output, stderr=output)
     node = Node(f"http://127.0.0.1:{port}", process, log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"gunicorn exited: {log.read_text()[-2000:]}")
-            try:
-                if requests.get(f"{node.url}/healthz", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"gunicorn did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.1)
+        wait_healthy(node.url, process, log, "gunicorn")
         yield node
     finally:
         process.terminate()

@@ -45,6 +45,7 @@ from tests.test_nodes import (
     prepare_database,
     through_idp,
     token,
+    wait_healthy,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -77,18 +78,7 @@ def spawn(environment: dict[str, str], log: Path) -> Process:
 
 
 def wait_ready(process: Process) -> None:
-    deadline = time.monotonic() + 60
-    while True:
-        if process.popen.poll() is not None:
-            raise AssertionError(f"idp serve exited: {process.log.read_text()[-2000:]}")
-        try:
-            if requests.get(f"{process.url}/healthz", timeout=2).ok:
-                return
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            raise AssertionError(f"idp serve did not start: {process.log.read_text()[-2000:]}")
-        time.sleep(0.1)
+    wait_healthy(process.url, process.popen, process.log, "idp serve")
 
 
 @contextmanager
